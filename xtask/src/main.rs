@@ -1,0 +1,217 @@
+//! `cargo xtask`: the lab swarm, the demo, the whole test run, the benchmark
+//! and release builds. See the README for the commands.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use xtask::lab::{self, Lab, UpOptions};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "swarm-exec developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Manage the lab swarm (run as root).
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+    /// Build swarm-exec, bring a throwaway lab up, run swarm-exec into a task
+    /// on a worker node, and tear the lab down.
+    Demo {
+        /// Leave the lab running afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Bring the lab up, run the whole test suite against it, and tear it
+    /// down, also when the tests fail.
+    Test {
+        /// Extra arguments for `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// Start a registry, the managers and the workers (clearing stale state first).
+    Up {
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Add a second manager, for high-availability tests.
+        #[arg(long)]
+        ha: bool,
+    },
+    /// Remove everything the lab made.
+    Down,
+    /// Show the nodes and how to reach them.
+    Status,
+    /// Print `export DOCKER_HOST=…` for the manager.
+    Env,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Task::Lab { command } => lab_command(command).map(|()| ExitCode::SUCCESS),
+        Task::Demo { keep } => demo(keep).map(|()| ExitCode::SUCCESS),
+        Task::Test { args } => test(&args),
+    }
+}
+
+fn lab_command(command: LabCommand) -> Result<()> {
+    match command {
+        LabCommand::Up { workers, ha } => {
+            up(&UpOptions {
+                workers,
+                managers: if ha { 2 } else { 1 },
+                ..UpOptions::default()
+            })?;
+        }
+        LabCommand::Down => down()?,
+        LabCommand::Status => {
+            let lab = Lab::load()?;
+            println!("registry  {}", lab.registry);
+            for n in &lab.nodes {
+                println!(
+                    "{:<4} {:<8?} {:<12} {}",
+                    n.name,
+                    n.role,
+                    n.addr,
+                    n.docker_host()
+                );
+            }
+            for (name, r) in &lab.images {
+                println!("image {name:<8} {r}");
+            }
+            print!("{}", lab.docker(&lab.manager().name, &["node", "ls"])?);
+        }
+        LabCommand::Env => println!("export DOCKER_HOST={}", Lab::load()?.docker_host()),
+    }
+    Ok(())
+}
+
+fn up(opts: &UpOptions) -> Result<Lab> {
+    let t = Instant::now();
+    let lab = Lab::up(opts)?;
+    eprintln!(
+        "lab up in {:.1} s: {} nodes, manager at {}",
+        t.elapsed().as_secs_f64(),
+        lab.nodes.len(),
+        lab.docker_host()
+    );
+    Ok(lab)
+}
+
+fn down() -> Result<()> {
+    let t = Instant::now();
+    let report = lab::down(&lab::lab_dir())?;
+    if report.leftovers.is_empty() {
+        eprintln!(
+            "lab down in {:.1} s; nothing left",
+            t.elapsed().as_secs_f64()
+        );
+        Ok(())
+    } else {
+        bail!("lab down left: {}", report.leftovers.join(", "))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn test(args: &[String]) -> Result<ExitCode> {
+    // Build everything first, so that a compile error costs no lab.
+    let status = cargo()
+        .args(["test", "--workspace", "--no-run", "--quiet"])
+        .status()?;
+    if !status.success() {
+        bail!("the tests do not build");
+    }
+    let result = up(&UpOptions::default()).and_then(|lab| {
+        cargo()
+            .args(["test", "--workspace"])
+            .args(args)
+            .env("SWARM_EXEC_LAB", &lab.dir)
+            .status()
+            .context("running cargo test")
+    });
+    let torn = down();
+    let status = result?;
+    torn?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn demo(keep: bool) -> Result<()> {
+    let status = cargo()
+        .args(["build", "--quiet", "--release", "-p", "swarm-exec-cli"])
+        .status()?;
+    if !status.success() {
+        bail!("building swarm-exec failed");
+    }
+    let bin = xtask::target_dir().join("release/swarm-exec");
+    let lab = up(&UpOptions::default())?;
+    let result = (|| -> Result<()> {
+        let m = lab.manager().name.clone();
+        lab.docker(
+            &m,
+            &[
+                "service",
+                "create",
+                "--detach",
+                "--quiet",
+                "--name",
+                "demo",
+                "--replicas",
+                "1",
+                "--constraint",
+                "node.role==worker",
+                lab.image("busybox"),
+            ],
+        )?;
+        let task = xtask::fixture::wait_running(&lab, "demo", 1)?.remove(0);
+        let show = |args: &[&str]| -> Result<()> {
+            println!("\n$ swarm-exec {}", args.join(" "));
+            let status = Command::new(&bin)
+                .args(args)
+                .env("DOCKER_HOST", lab.docker_host())
+                .status()?;
+            println!("(exit status {})", status.code().unwrap_or(-1));
+            Ok(())
+        };
+        println!("demo.1 runs on worker {} (the manager is {m})", task.node);
+        show(&["demo", "hostname"])?;
+        show(&[
+            "demo.1",
+            "sh",
+            "-c",
+            "echo to stdout; echo to stderr >&2; exit 3",
+        ])?;
+        show(&[&task.id[..12], "sxtest", "id"])?;
+        Ok(())
+    })();
+    if !keep {
+        down()?;
+    }
+    result
+}
