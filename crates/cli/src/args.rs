@@ -1,0 +1,269 @@
+//! The command line, in two stages: [`RawArgs`] is what clap parses, and
+//! [`Config`] is the checked, resolved form the rest of the program uses.
+//! Every check happens here, before anything talks to the engine, so that
+//! bad input never creates an object.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use swarm_exec::exec::{parse_env_arg, parse_env_file};
+use swarm_exec::transport::helper::HelperOptions;
+use swarm_exec::{Error, ExecSpec, Result, RunOptions, Transport};
+
+/// Run a command in a task of a Docker Swarm service, on whichever node it
+/// runs: `docker exec` for swarm services.
+#[derive(Debug, Parser)]
+#[command(
+    name = "swarm-exec",
+    override_usage = "swarm-exec [OPTIONS] TARGET COMMAND [ARG...]\n       swarm-exec --cleanup",
+    disable_version_flag = true,
+    after_help = "TARGET is a task ID or unique prefix, SERVICE.SLOT, SERVICE.NODE (global \
+                  services) or SERVICE (its one running task).\n\nExit status: the command's own; \
+                  124 when --timeout expires; 125 when swarm-exec itself fails."
+)]
+pub struct RawArgs {
+    /// Set an environment variable (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VAL")]
+    pub env: Vec<String>,
+
+    /// Read environment variables from a file.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+
+    /// Run as this user: name or UID, with an optional group.
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
+    pub user: Option<String>,
+
+    /// Run in this directory inside the container.
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub workdir: Option<String>,
+
+    /// Give the command extended privileges.
+    #[arg(long)]
+    pub privileged: bool,
+
+    /// Give up after this many seconds (exit 124).
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
+
+    /// How to reach the task: auto, local or helper.
+    #[arg(long, value_name = "TRANSPORT", default_value = "auto")]
+    pub transport: String,
+
+    /// An image that already holds the helper at /.swarm-exec-helper, for
+    /// nodes where the target's own image cannot run it.
+    #[arg(long, value_name = "IMAGE")]
+    pub helper_image: Option<String>,
+
+    /// When SERVICE has several running tasks, pick one (preferring the
+    /// engine's own node) instead of failing.
+    #[arg(long)]
+    pub any: bool,
+
+    /// Print nothing of swarm-exec's own but errors.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// Explain each step on stderr (-vv for more).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Remove every object swarm-exec created in the swarm, and exit.
+    #[arg(long)]
+    pub cleanup: bool,
+
+    /// Print the version, the git revision and the helper hashes.
+    #[arg(short = 'V', long)]
+    pub version: bool,
+
+    /// TARGET, then COMMAND and its arguments, passed through untouched.
+    #[arg(
+        value_name = "TARGET COMMAND",
+        trailing_var_arg = true,
+        num_args = 0..
+    )]
+    pub rest: Vec<OsString>,
+}
+
+/// What to do, checked.
+#[derive(Debug)]
+pub enum Action {
+    Version,
+    Cleanup,
+    Exec(Config),
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub target: String,
+    pub spec: ExecSpec,
+    pub timeout: Option<Duration>,
+    pub run: RunOptions,
+    pub any: bool,
+}
+
+/// Parses `--timeout`: a positive number of seconds.
+pub fn parse_timeout(s: &str) -> Result<Duration> {
+    let bad = |why: &str| Error::usage(format!("--timeout {s}"), why);
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| bad("not a number of seconds"))?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(bad("it must be more than 0 seconds"));
+    }
+    if secs > 1e9 {
+        return Err(bad("it is too large"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn utf8(arg: OsString, what: &str) -> Result<String> {
+    arg.into_string().map_err(|a| {
+        Error::usage(
+            what,
+            format!("{a:?} is not valid UTF-8, which the Engine API cannot carry"),
+        )
+    })
+}
+
+impl RawArgs {
+    /// Checks everything and resolves files and defaults.
+    pub fn resolve(self) -> Result<Action> {
+        if self.version {
+            return Ok(Action::Version);
+        }
+        let transport: Transport = self
+            .transport
+            .parse()
+            .map_err(|why: String| Error::usage("--transport", why))?;
+        let timeout = self.timeout.as_deref().map(parse_timeout).transpose()?;
+        if self.cleanup {
+            if !self.rest.is_empty() {
+                return Err(Error::usage("--cleanup", "it takes no TARGET or COMMAND"));
+            }
+            return Ok(Action::Cleanup);
+        }
+        let mut rest = self.rest.into_iter();
+        let target = match rest.next() {
+            Some(t) => utf8(t, "TARGET")?,
+            None => return Err(Error::usage("arguments", "TARGET and COMMAND are missing")),
+        };
+        swarm_exec::target::parse(&target)?;
+        let cmd = rest
+            .map(|a| utf8(a, "COMMAND"))
+            .collect::<Result<Vec<_>>>()?;
+        if cmd.is_empty() {
+            return Err(Error::usage("arguments", "COMMAND is missing after TARGET"));
+        }
+        let mut env = Vec::new();
+        for file in &self.env_file {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                Error::usage(format!("--env-file {}", file.display()), e.to_string())
+            })?;
+            let vars = parse_env_file(&text, |k| std::env::var(k).ok())
+                .map_err(|why| Error::usage(format!("--env-file {}", file.display()), why))?;
+            env.extend(vars);
+        }
+        for e in &self.env {
+            env.push(parse_env_arg(e).map_err(|why| Error::usage("-e", why))?);
+        }
+        let nonempty = |what: &str, v: Option<String>| -> Result<Option<String>> {
+            match v {
+                Some(s) if s.is_empty() => Err(Error::usage(what, "it is empty")),
+                v => Ok(v),
+            }
+        };
+        Ok(Action::Exec(Config {
+            target,
+            spec: ExecSpec {
+                cmd,
+                env,
+                user: nonempty("--user", self.user)?,
+                workdir: nonempty("--workdir", self.workdir)?,
+                privileged: self.privileged,
+            },
+            timeout,
+            run: RunOptions {
+                transport,
+                helper: HelperOptions {
+                    helper_image: nonempty("--helper-image", self.helper_image)?,
+                },
+            },
+            any: self.any,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Action> {
+        let raw =
+            RawArgs::try_parse_from(std::iter::once("swarm-exec").chain(args.iter().copied()))
+                .map_err(|e| Error::usage("arguments", e.to_string()))?;
+        raw.resolve()
+    }
+
+    fn config(args: &[&str]) -> Config {
+        match parse(args).unwrap() {
+            Action::Exec(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn options_stop_at_target() {
+        let c = config(&[
+            "-e",
+            "A=1",
+            "-u",
+            "65534",
+            "web.2",
+            "sh",
+            "-c",
+            "echo -e x",
+            "-e",
+            "B=2",
+        ]);
+        assert_eq!(c.target, "web.2");
+        assert_eq!(c.spec.cmd, ["sh", "-c", "echo -e x", "-e", "B=2"]);
+        assert_eq!(c.spec.env, ["A=1"]);
+        assert_eq!(c.spec.user.as_deref(), Some("65534"));
+    }
+
+    #[test]
+    fn command_flags_pass_through() {
+        let c = config(&["web", "ls", "-la", "--", "--help"]);
+        assert_eq!(c.spec.cmd, ["ls", "-la", "--", "--help"]);
+    }
+
+    #[test]
+    fn bad_input() {
+        for args in [
+            &["web"][..],
+            &[][..],
+            &["", "true"][..],
+            &["-e", "NOEQUALS", "web", "true"][..],
+            &["--transport", "carrier-pigeon", "web", "true"][..],
+            &["--timeout", "0", "web", "true"][..],
+            &["--timeout", "-1", "web", "true"][..],
+            &["--timeout", "soon", "web", "true"][..],
+            &["--env-file", "/nonexistent/env", "web", "true"][..],
+            &["--cleanup", "web"][..],
+        ] {
+            let err = parse(args).expect_err(&format!("{args:?} was accepted"));
+            assert_eq!(err.exit_code(), 125, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_timeout("NaN").is_err());
+        assert!(parse_timeout("inf").is_err());
+    }
+}

@@ -1,0 +1,224 @@
+//! `swarm-exec`: run a command in any task of a Docker Swarm service.
+//!
+//! This binary is thin: it parses the command line ([`args`]), wires signals,
+//! the timeout and cleanup around the library's [`swarm_exec::run`], and maps
+//! every error to one line on stderr and its documented exit status.
+
+mod args;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use swarm_exec::error::Signal;
+use swarm_exec::sink::Terminal;
+use swarm_exec::transport::helper::helpers;
+use swarm_exec::{exit, session, target, Engine, Error, Session};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::args::{Action, Config, RawArgs};
+
+/// How long cleanup may take after the command ended or was interrupted.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn main() -> ExitCode {
+    let raw = match RawArgs::try_parse() {
+        Ok(raw) => raw,
+        Err(e) if !e.use_stderr() => {
+            // --help: clap prints it to stdout.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            report(&Error::usage("arguments", first), false);
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    init_tracing(raw.verbose, raw.quiet);
+    let quiet = raw.quiet;
+    let action = match raw.resolve() {
+        Ok(a) => a,
+        Err(e) => {
+            report(&e, quiet);
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("swarm-exec: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let code = runtime.block_on(async {
+        match dispatch(action).await {
+            Ok(code) => code,
+            Err(e) => {
+                report(&e, quiet);
+                e.exit_code()
+            }
+        }
+    });
+    // Do not wait for a stdin reader or a stale-object sweep still running.
+    runtime.shutdown_background();
+    ExitCode::from(code)
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => tracing::Level::ERROR,
+        (false, 0) => tracing::Level::WARN,
+        (false, 1) => tracing::Level::INFO,
+        (false, _) => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .init();
+}
+
+/// One line on stderr: what happened and why, then what to do.
+fn report(e: &Error, _quiet: bool) {
+    if let Error::Output(io) = e {
+        if io.kind() == std::io::ErrorKind::BrokenPipe {
+            // The reader went away (`| head`): nothing more to say.
+            return;
+        }
+    }
+    let line = match e.hint() {
+        Some(hint) => format!("swarm-exec: {e}; {hint}\n"),
+        None => format!("swarm-exec: {e}\n"),
+    };
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+async fn dispatch(action: Action) -> swarm_exec::Result<u8> {
+    match action {
+        Action::Version => {
+            print_version();
+            Ok(0)
+        }
+        Action::Cleanup => {
+            let engine = connect().await?;
+            let removed = session::remove_everything(&engine).await?;
+            eprintln!(
+                "swarm-exec: removed {} services and {} configs",
+                removed.services, removed.configs
+            );
+            Ok(0)
+        }
+        Action::Exec(config) => exec(config).await,
+    }
+}
+
+fn print_version() {
+    println!(
+        "swarm-exec {} (git {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("SWARM_EXEC_GIT_REV")
+    );
+    for h in helpers() {
+        println!(
+            "helper {} sha256:{} ({} bytes)",
+            h.arch,
+            h.sha256,
+            h.data.len()
+        );
+    }
+}
+
+async fn connect() -> swarm_exec::Result<Engine> {
+    let host = std::env::var("DOCKER_HOST").ok();
+    Engine::connect(host.as_deref()).await
+}
+
+/// Resolves when SIGINT, SIGTERM or SIGHUP arrives.
+async fn interrupted() -> Signal {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        // Without handlers the default actions stay; never resolve.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => Signal::Interrupt,
+        _ = term.recv() => Signal::Terminate,
+        _ = hup.recv() => Signal::Hangup,
+    }
+}
+
+async fn exec(config: Config) -> swarm_exec::Result<u8> {
+    // Handlers first: a Ctrl-C at any point ends the session cleanly.
+    let signals = interrupted();
+    tokio::pin!(signals);
+    let session = Session::new();
+    let work = async {
+        let engine = connect().await?;
+        let task = target::resolve(&engine, &config.target, config.any).await?;
+        Ok::<_, Error>((engine, task))
+    };
+    let (engine, task) = tokio::select! {
+        r = work => r?,
+        s = &mut signals => return Err(Error::Interrupted { signal: s }),
+    };
+    // Collect what killed sessions left behind, alongside this one.
+    let sweep = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            if let Err(e) = session::collect_stale(&engine, session::STALE_AFTER).await {
+                tracing::debug!("stale-object sweep: {e}");
+            }
+        })
+    };
+    let mut sink = Terminal::new();
+    let run = swarm_exec::run(
+        &engine,
+        &session,
+        &task,
+        &config.spec,
+        &config.run,
+        &mut sink,
+    );
+    let result = tokio::select! {
+        r = run => r,
+        s = &mut signals => Err(Error::Interrupted { signal: s }),
+        _ = timeout(config.timeout) => Err(Error::Timeout {
+            seconds: config.timeout.map(|t| t.as_secs_f64()).unwrap_or_default(),
+        }),
+    };
+    let cleaned = tokio::time::timeout(CLEANUP_TIMEOUT, session.cleanup(&engine)).await;
+    sweep.abort();
+    match cleaned {
+        Ok(Err(e)) => tracing::warn!("cleanup: {e}"),
+        Err(_) => tracing::warn!(
+            "cleanup did not finish in {} s; swarm-exec --cleanup removes what is left",
+            CLEANUP_TIMEOUT.as_secs()
+        ),
+        Ok(Ok(())) => {}
+    }
+    match result {
+        Ok(exit) => Ok(exit.status()),
+        // A closed stdout (`| head`) is not a failure of the command.
+        Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+async fn timeout(limit: Option<Duration>) {
+    match limit {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,75 @@
+//! swarm-exec: `docker exec` for the tasks of a Docker Swarm service, on
+//! whichever node they run.
+//!
+//! The flow of one exec:
+//! 1. [`engine::Engine::connect`] reaches a swarm manager;
+//! 2. [`target::resolve`] turns TARGET into one running [`target::Task`];
+//! 3. [`run`] picks a [`transport::Transport`]: [`transport::local`] when the
+//!    task is on the engine's own node, [`transport::helper`] otherwise;
+//! 4. the [`session::Session`] removes everything it created.
+
+pub mod engine;
+pub mod error;
+pub mod exec;
+pub mod session;
+pub mod sink;
+pub mod target;
+pub mod transport;
+
+pub use engine::Engine;
+pub use error::{exit, Error, Result};
+pub use exec::{ExecSpec, Exit};
+pub use session::Session;
+pub use target::Task;
+pub use transport::Transport;
+
+use sink::Sink;
+use transport::helper::HelperOptions;
+
+/// How to run one exec.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub transport: Transport,
+    pub helper: HelperOptions,
+}
+
+/// Runs `spec` in `task`, on the transport the options and the task's node
+/// call for, streaming the output into `sink`.
+pub async fn run(
+    engine: &Engine,
+    session: &Session,
+    task: &Task,
+    spec: &ExecSpec,
+    opts: &RunOptions,
+    sink: &mut impl Sink,
+) -> Result<Exit> {
+    let local = task.node_id == engine.node_id;
+    let transport = match opts.transport {
+        Transport::Auto if local => Transport::Local,
+        Transport::Auto => Transport::Helper,
+        Transport::Local if !local => {
+            return Err(Error::Unsupported {
+                what: format!("--transport local for {}", task.label()),
+                why: format!(
+                    "the task runs on {}, and the local transport reaches only tasks on the engine's own node",
+                    task.node
+                ),
+            })
+        }
+        t => t,
+    };
+    tracing::info!(
+        "{} runs on {}{}: {transport} transport",
+        task.label(),
+        task.node,
+        if local {
+            " (the engine's own node)"
+        } else {
+            ""
+        }
+    );
+    match transport {
+        Transport::Local => transport::local::run(engine, task, spec, sink).await,
+        _ => transport::helper::run(engine, session, task, spec, &opts.helper, sink).await,
+    }
+}

@@ -1,0 +1,206 @@
+//! A session: one run of swarm-exec, and every swarm object it creates.
+//!
+//! Per-session objects carry `swarm-exec.session=<id>` (and the creation
+//! time in `swarm-exec.created`); objects shared across sessions carry
+//! `swarm-exec.shared=<kind>`. A session removes its objects when it ends,
+//! on success, failure, timeout or signal. After a SIGKILL the next run
+//! collects what is stale.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bollard::models::TaskState;
+use bollard::query_parameters::{ListConfigsOptions, ListServicesOptions, ListTasksOptions};
+
+use crate::engine::Engine;
+use crate::error::{docker_status, Error, Result};
+
+pub const SESSION_LABEL: &str = "swarm-exec.session";
+pub const SHARED_LABEL: &str = "swarm-exec.shared";
+pub const CREATED_LABEL: &str = "swarm-exec.created";
+
+/// How old a finished session's leftovers must be before another run
+/// collects them: long enough that no live session is ever touched.
+pub const STALE_AFTER: Duration = Duration::from_secs(120);
+
+/// One run of swarm-exec and what it created.
+#[derive(Debug)]
+pub struct Session {
+    pub id: String,
+    created: u64,
+    services: Mutex<Vec<String>>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A random session ID: 12 hex digits from the kernel's CSPRNG.
+fn random_id() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 6];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
+        // No /dev/urandom: the ID need only be unique, not secret.
+        let n = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ u128::from(std::process::id()) << 64;
+        bytes.copy_from_slice(&n.to_le_bytes()[..6]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Session {
+    pub fn new() -> Session {
+        Session {
+            id: random_id(),
+            created: now(),
+            services: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The labels every per-session object carries.
+    pub fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (SESSION_LABEL.to_owned(), self.id.clone()),
+            (CREATED_LABEL.to_owned(), self.created.to_string()),
+        ])
+    }
+
+    /// Records a service so that [`Session::cleanup`] removes it.
+    pub fn track_service(&self, id: &str) {
+        self.services
+            .lock()
+            .expect("session lock")
+            .push(id.to_owned());
+    }
+
+    /// Removes every object this session created. Objects already gone are
+    /// fine; the first other failure is returned after trying them all.
+    pub async fn cleanup(&self, engine: &Engine) -> Result<()> {
+        let services = std::mem::take(&mut *self.services.lock().expect("session lock"));
+        let mut first_err = None;
+        for id in services {
+            if let Err(e) = engine.docker.delete_service(&id).await {
+                if docker_status(&e) != Some(404) && first_err.is_none() {
+                    first_err = Some(Error::docker(format!("removing helper service {id}"), e));
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session::new()
+    }
+}
+
+fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_owned(), vec![label.to_owned()])])
+}
+
+/// Removes per-session services left by runs that were killed: older than
+/// `max_age` and with no task still running. Returns how many it removed.
+pub async fn collect_stale(engine: &Engine, max_age: Duration) -> Result<usize> {
+    let docker = &engine.docker;
+    let services = docker
+        .list_services(Some(ListServicesOptions {
+            filters: Some(label_filter(SESSION_LABEL)),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| Error::docker("listing swarm-exec services", e))?;
+    let cutoff = now().saturating_sub(max_age.as_secs());
+    let mut removed = 0;
+    for service in services {
+        let id = service.id.clone().unwrap_or_default();
+        let created: u64 = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.labels.as_ref())
+            .and_then(|l| l.get(CREATED_LABEL))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if created > cutoff {
+            continue;
+        }
+        let tasks = docker
+            .list_tasks(Some(ListTasksOptions {
+                filters: Some(HashMap::from([("service".to_owned(), vec![id.clone()])])),
+            }))
+            .await
+            .map_err(|e| Error::docker("listing helper tasks", e))?;
+        let live = tasks.iter().any(|t| {
+            let state = t.status.as_ref().and_then(|s| s.state);
+            matches!(
+                state,
+                Some(TaskState::RUNNING | TaskState::STARTING | TaskState::PREPARING)
+            ) && t.desired_state == Some(TaskState::RUNNING)
+        });
+        if live {
+            continue;
+        }
+        tracing::info!("collecting stale helper service {id}");
+        match docker.delete_service(&id).await {
+            Ok(()) => removed += 1,
+            Err(e) if docker_status(&e) == Some(404) => {}
+            Err(e) => return Err(Error::docker(format!("removing stale service {id}"), e)),
+        }
+    }
+    Ok(removed)
+}
+
+/// What `--cleanup` removed.
+#[derive(Debug, Default)]
+pub struct Removed {
+    pub services: usize,
+    pub configs: usize,
+}
+
+/// Removes everything of swarm-exec's from the swarm, whatever its age:
+/// every per-session service and every shared config.
+pub async fn remove_everything(engine: &Engine) -> Result<Removed> {
+    let docker = &engine.docker;
+    let mut removed = Removed::default();
+    let services = docker
+        .list_services(Some(ListServicesOptions {
+            filters: Some(label_filter(SESSION_LABEL)),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| Error::docker("listing swarm-exec services", e))?;
+    for s in services {
+        let id = s.id.unwrap_or_default();
+        match docker.delete_service(&id).await {
+            Ok(()) => removed.services += 1,
+            Err(e) if docker_status(&e) == Some(404) => {}
+            Err(e) => return Err(Error::docker(format!("removing service {id}"), e)),
+        }
+    }
+    for label in [SESSION_LABEL, SHARED_LABEL] {
+        let configs = docker
+            .list_configs(Some(ListConfigsOptions {
+                filters: Some(label_filter(label)),
+            }))
+            .await
+            .map_err(|e| Error::docker("listing swarm-exec configs", e))?;
+        for c in configs {
+            let id = c.id.unwrap_or_default();
+            match docker.delete_config(&id).await {
+                Ok(()) => removed.configs += 1,
+                // 404: gone already; 400: still in use by a live session.
+                Err(e) if matches!(docker_status(&e), Some(404 | 400)) => {}
+                Err(e) => return Err(Error::docker(format!("removing config {id}"), e)),
+            }
+        }
+    }
+    Ok(removed)
+}

@@ -1,0 +1,469 @@
+//! The helper path: the task runs on another node. A one-shot swarm service is
+//! placed on that node; it runs the target task's own image (already on the
+//! node, so nothing is pulled) with the static helper binary mounted from a
+//! swarm config and the node's Docker socket bind-mounted. The helper execs
+//! into the target container there and writes the output as `proto::line`
+//! frames, which come back through the service-logs API.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{
+    ConfigSpec, HealthConfig, Mount, MountType, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecConfigs,
+    TaskSpecContainerSpecFile1, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum, TaskState,
+};
+use bollard::query_parameters::{ListTasksOptions, LogsOptions};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use swarm_exec_proto::line::{Decoded, Kind, LineDecoder, SeqCheck};
+
+use crate::engine::Engine;
+use crate::error::{docker_status, Error, Result};
+use crate::exec::{ExecSpec, Exit};
+use crate::session::{Session, SHARED_LABEL};
+use crate::sink::{Sink, Stream};
+use crate::target::Task;
+
+/// Where the helper binary is mounted in the helper container: a path no
+/// real image uses.
+pub const HELPER_PATH: &str = "/.swarm-exec-helper";
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/helpers.rs"));
+}
+
+/// One embedded helper build.
+#[derive(Clone, Copy, Debug)]
+pub struct HelperBinary {
+    pub arch: &'static str,
+    pub data: &'static [u8],
+    pub sha256: &'static str,
+}
+
+/// Every helper build this binary carries.
+pub fn helpers() -> impl Iterator<Item = HelperBinary> {
+    embedded::HELPERS
+        .iter()
+        .map(|&(arch, data, sha256)| HelperBinary { arch, data, sha256 })
+}
+
+/// The helper for a node architecture as swarm reports it
+/// (`Description.Platform.Architecture`: `x86_64`, `aarch64`, …).
+pub fn helper_for(arch: &str) -> Result<HelperBinary> {
+    let arch = match arch {
+        "amd64" | "x86_64" | "" => "x86_64",
+        "arm64" | "aarch64" | "arm64/v8" => "aarch64",
+        other => other,
+    };
+    helpers()
+        .find(|h| h.arch == arch)
+        .ok_or_else(|| Error::Unsupported {
+            what: format!("a node of architecture {arch}"),
+            why: format!(
+                "this swarm-exec carries helpers for {} only",
+                helpers().map(|h| h.arch).collect::<Vec<_>>().join(", ")
+            ),
+        })
+}
+
+impl HelperBinary {
+    /// Content-addressed: every exec reuses it until the binary changes.
+    pub fn config_name(&self) -> String {
+        format!("swarm-exec-helper-{}-{}", self.arch, &self.sha256[..16])
+    }
+}
+
+/// Makes sure the helper's config exists and returns its ID.
+pub async fn ensure_config(engine: &Engine, helper: &HelperBinary) -> Result<String> {
+    let docker = &engine.docker;
+    let name = helper.config_name();
+    if let Ok(config) = docker.inspect_config(&name).await {
+        return Ok(config.id.unwrap_or_default());
+    }
+    let spec = ConfigSpec {
+        name: Some(name.clone()),
+        labels: Some(HashMap::from([(
+            SHARED_LABEL.to_owned(),
+            "helper".to_owned(),
+        )])),
+        data: Some(base64_std(helper.data)),
+        ..Default::default()
+    };
+    match docker.create_config(spec).await {
+        Ok(created) => Ok(created.id),
+        // Another session created it in between.
+        Err(e) if docker_status(&e) == Some(409) => docker
+            .inspect_config(&name)
+            .await
+            .map(|c| c.id.unwrap_or_default())
+            .map_err(|e| Error::docker("reading the helper config", e)),
+        Err(e) => Err(Error::docker(
+            format!("creating the helper config {name}"),
+            e,
+        )),
+    }
+}
+
+fn base64_std(data: &[u8]) -> String {
+    swarm_exec_proto::base64::encode(data)
+}
+
+/// How to reach the helper's container on the node.
+#[derive(Clone, Debug, Default)]
+pub struct HelperOptions {
+    /// An image that already holds the helper at [`HELPER_PATH`], instead of
+    /// the target task's own image with the helper config mounted.
+    pub helper_image: Option<String>,
+}
+
+/// The helper's command line for one or more containers on its node.
+pub fn helper_args(containers: &[&str], spec: &ExecSpec) -> Vec<String> {
+    let mut args = vec!["exec".to_owned()];
+    for c in containers {
+        args.push("--container".into());
+        args.push((*c).to_owned());
+    }
+    for e in &spec.env {
+        args.push("--env".into());
+        args.push(e.clone());
+    }
+    if let Some(u) = &spec.user {
+        args.push("--user".into());
+        args.push(u.clone());
+    }
+    if let Some(w) = &spec.workdir {
+        args.push("--workdir".into());
+        args.push(w.clone());
+    }
+    if spec.privileged {
+        args.push("--privileged".into());
+    }
+    args.push("--".into());
+    args.extend(spec.cmd.iter().cloned());
+    args
+}
+
+/// The one-shot service that runs the helper on `node_id`.
+pub fn service_spec(
+    session: &Session,
+    node_id: &str,
+    image: &str,
+    config: Option<(&str, &str)>,
+    args: Vec<String>,
+) -> ServiceSpec {
+    let labels = session.labels();
+    ServiceSpec {
+        name: Some(format!("swarm-exec-{}", session.id)),
+        labels: Some(labels.clone()),
+        // One replica that is never restarted, not a replicated job: the
+        // containers of a job's finished tasks stay on the node after the
+        // job service is removed (swarmkit, engine 20.10), those of a
+        // service's tasks do not.
+        mode: Some(ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
+            ..Default::default()
+        }),
+        task_template: Some(TaskSpec {
+            container_spec: Some(TaskSpecContainerSpec {
+                image: Some(image.to_owned()),
+                labels: Some(labels),
+                command: Some(vec![HELPER_PATH.to_owned()]),
+                args: Some(args),
+                // The helper talks to the node's engine: it needs root
+                // whatever USER the image sets.
+                user: Some("0".into()),
+                mounts: Some(vec![Mount {
+                    target: Some("/var/run/docker.sock".into()),
+                    source: Some("/var/run/docker.sock".into()),
+                    typ: Some(MountType::BIND),
+                    ..Default::default()
+                }]),
+                configs: config.map(|(id, name)| {
+                    vec![TaskSpecContainerSpecConfigs {
+                        file: Some(TaskSpecContainerSpecFile1 {
+                            name: Some(HELPER_PATH.to_owned()),
+                            uid: Some("0".into()),
+                            gid: Some("0".into()),
+                            mode: Some(0o755),
+                        }),
+                        config_id: Some(id.to_owned()),
+                        config_name: Some(name.to_owned()),
+                        ..Default::default()
+                    }]
+                }),
+                // The target image's health check is not the helper's.
+                health_check: Some(HealthConfig {
+                    test: Some(vec!["NONE".into()]),
+                    ..Default::default()
+                }),
+                stop_grace_period: Some(1_000_000_000),
+                ..Default::default()
+            }),
+            // The helper exits with the command's code; a restart would run
+            // the command twice.
+            restart_policy: Some(TaskSpecRestartPolicy {
+                condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
+                ..Default::default()
+            }),
+            placement: Some(TaskSpecPlacement {
+                constraints: Some(vec![format!("node.id=={node_id}")]),
+                ..Default::default()
+            }),
+            // The output comes back through service logs: pin a driver that
+            // keeps them, whatever the node's default is.
+            log_driver: Some(TaskSpecLogDriver {
+                name: Some("json-file".into()),
+                options: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Creates the helper service for `tasks`, which all run on one node, and
+/// returns its service ID. The first task's image serves as the helper's
+/// image: it is on that node already.
+pub async fn start(
+    engine: &Engine,
+    session: &Session,
+    tasks: &[&Task],
+    spec: &ExecSpec,
+    opts: &HelperOptions,
+) -> Result<String> {
+    let first = tasks.first().expect("a helper serves at least one task");
+    let containers: Vec<&str> = tasks.iter().map(|t| t.container_id.as_str()).collect();
+    let args = helper_args(&containers, spec);
+    let service = match &opts.helper_image {
+        Some(img) => service_spec(session, &first.node_id, img, None, args),
+        None => {
+            let helper = helper_for(&first.arch)?;
+            let config_id = ensure_config(engine, &helper).await?;
+            let name = helper.config_name();
+            service_spec(
+                session,
+                &first.node_id,
+                &first.image,
+                Some((&config_id, &name)),
+                args,
+            )
+        }
+    };
+    let created = engine
+        .docker
+        .create_service(service, None)
+        .await
+        .map_err(|e| Error::docker("creating the helper task", e))?;
+    let id = created.id.unwrap_or_default();
+    session.track_service(&id);
+    Ok(id)
+}
+
+/// Follows the helper's output and returns the command's exit code.
+pub async fn run(
+    engine: &Engine,
+    session: &Session,
+    task: &Task,
+    spec: &ExecSpec,
+    opts: &HelperOptions,
+    sink: &mut impl Sink,
+) -> Result<Exit> {
+    let service = start(engine, session, &[task], spec, opts).await?;
+    let mut exits = follow(engine, &service, &task.node, 1, &mut Single(sink)).await?;
+    exits.remove(0).map_err(|why| Error::Helper {
+        node: task.node.clone(),
+        why,
+    })
+}
+
+/// Receives the output of a helper that serves several targets.
+pub trait TargetSink: Send {
+    fn write(
+        &mut self,
+        target: u32,
+        stream: Stream,
+        data: &[u8],
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+}
+
+/// A [`TargetSink`] for one target: everything goes to one [`Sink`].
+pub struct Single<'a, S>(pub &'a mut S);
+
+impl<S: Sink> TargetSink for Single<'_, S> {
+    async fn write(&mut self, _target: u32, stream: Stream, data: &[u8]) -> std::io::Result<()> {
+        self.0.write(stream, data).await
+    }
+}
+
+/// Reads a helper's frames from the service-logs API until every target
+/// has its exit frame. `write` receives each output chunk. Returns, per
+/// target, the exit code or the helper's failure message.
+pub async fn follow(
+    engine: &Engine,
+    service: &str,
+    node: &str,
+    targets: usize,
+    sink: &mut impl TargetSink,
+) -> Result<Vec<std::result::Result<Exit, String>>> {
+    let docker = &engine.docker;
+    let logs = docker.service_logs(
+        service,
+        Some(LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }),
+    );
+    tokio::pin!(logs);
+    let mut decoder = LineDecoder::new();
+    let mut seq = SeqCheck::new();
+    let mut results: Vec<Option<std::result::Result<Exit, String>>> = vec![None; targets];
+    let mut pending = targets;
+    let mut helper_stderr = Vec::new();
+    // Swarm has no event for task state; a slow poll only notices a helper
+    // that never started or died. The output itself streams.
+    let mut watch = tokio::time::interval(Duration::from_millis(250));
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ended_at: Option<tokio::time::Instant> = None;
+    let lost = |why: String| Error::OutputLost {
+        node: node.to_owned(),
+        why,
+    };
+
+    while pending > 0 {
+        tokio::select! {
+            item = logs.next() => {
+                let Some(item) = item else {
+                    return Err(lost("the service-logs stream ended before the exit code arrived".into()));
+                };
+                let item = item.map_err(|e| Error::docker("following the helper's output", e))?;
+                let (is_stdout, message): (bool, Bytes) = match item {
+                    bollard::container::LogOutput::StdOut { message } => (true, message),
+                    bollard::container::LogOutput::Console { message } => (true, message),
+                    bollard::container::LogOutput::StdErr { message } => (false, message),
+                    bollard::container::LogOutput::StdIn { .. } => continue,
+                };
+                if !is_stdout {
+                    // The helper's own diagnostics; not the command's output.
+                    helper_stderr.extend_from_slice(&message);
+                    continue;
+                }
+                decoder.push(&message);
+                while let Some(decoded) = decoder.next() {
+                    let frame = match decoded {
+                        Ok(Decoded::Frame(f)) => f,
+                        Ok(Decoded::Foreign(line)) => {
+                            tracing::warn!("helper on {node}: {}", String::from_utf8_lossy(&line));
+                            continue;
+                        }
+                        Err(e) => return Err(lost(e.to_string())),
+                    };
+                    seq.check(frame.seq).map_err(|e| lost(e.to_string()))?;
+                    let t = frame.target as usize;
+                    if t >= targets {
+                        return Err(lost(format!("a frame for unknown target {t}")));
+                    }
+                    match frame.kind {
+                        Kind::Stdout | Kind::Stderr => {
+                            let stream = if frame.kind == Kind::Stdout { Stream::Stdout } else { Stream::Stderr };
+                            sink.write(frame.target, stream, &frame.payload).await.map_err(Error::Output)?;
+                        }
+                        Kind::Ready => tracing::debug!("helper on {node}: exec {t} started"),
+                        Kind::Exit | Kind::Failure => {
+                            let result = match frame.exit_code() {
+                                Some(code) if frame.kind == Kind::Exit => Ok(Exit { code }),
+                                _ => Err(frame.failure_message().unwrap_or_else(|| "unknown failure".into())),
+                            };
+                            if results[t].replace(result).is_none() {
+                                pending -= 1;
+                            }
+                        }
+                    }
+                }
+            }
+            _ = watch.tick() => {
+                if let Some(at) = ended_at {
+                    // The helper's task has ended; its last lines may still
+                    // be on their way through the log broker.
+                    if at.elapsed() > Duration::from_secs(5) {
+                        return Err(lost("the helper ended but its exit code never arrived".into()));
+                    }
+                    continue;
+                }
+                if let Some(failure) = helper_task_failure(engine, service).await? {
+                    if failure.ended {
+                        ended_at = Some(tokio::time::Instant::now());
+                    }
+                    if let Some(why) = failure.error {
+                        let stderr = String::from_utf8_lossy(&helper_stderr).trim().to_owned();
+                        let why = if stderr.is_empty() { why } else { format!("{why}: {stderr}") };
+                        return Err(Error::Helper { node: node.to_owned(), why });
+                    }
+                }
+            }
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every target resolved"))
+        .collect())
+}
+
+struct TaskFailure {
+    /// The helper task reached a final state.
+    ended: bool,
+    /// Why it could not run at all, if it could not.
+    error: Option<String>,
+}
+
+/// The helper task's state when it has ended or cannot start.
+async fn helper_task_failure(engine: &Engine, service: &str) -> Result<Option<TaskFailure>> {
+    let tasks = engine
+        .docker
+        .list_tasks(Some(ListTasksOptions {
+            filters: Some(HashMap::from([(
+                "service".to_owned(),
+                vec![service.to_owned()],
+            )])),
+        }))
+        .await
+        .map_err(|e| Error::docker("watching the helper task", e))?;
+    let Some(task) = tasks.first() else {
+        return Ok(None);
+    };
+    let status = task.status.clone().unwrap_or_default();
+    let err = status.err.clone().unwrap_or_default();
+    Ok(match status.state {
+        Some(TaskState::REJECTED) => Some(TaskFailure {
+            ended: true,
+            error: Some(format!("the node rejected it: {err}")),
+        }),
+        Some(TaskState::FAILED)
+            if status
+                .container_status
+                .as_ref()
+                .and_then(|c| c.exit_code)
+                .is_none() =>
+        {
+            Some(TaskFailure {
+                ended: true,
+                error: Some(format!("it could not start: {err}")),
+            })
+        }
+        Some(
+            TaskState::FAILED | TaskState::COMPLETE | TaskState::SHUTDOWN | TaskState::ORPHANED,
+        ) => Some(TaskFailure {
+            ended: true,
+            error: None,
+        }),
+        // "no suitable node": the node is down, drained or unknown.
+        Some(TaskState::PENDING) if !err.is_empty() => Some(TaskFailure {
+            ended: false,
+            error: Some(format!("it cannot be scheduled: {err}")),
+        }),
+        _ => None,
+    })
+}

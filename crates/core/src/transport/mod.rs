@@ -1,0 +1,44 @@
+//! The ways an exec reaches a task's container.
+
+pub mod helper;
+pub mod local;
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Which path an exec takes (`--transport`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    /// `local` for a task on the engine's own node, `helper` otherwise.
+    #[default]
+    Auto,
+    /// Straight through the Engine API; only for tasks on the engine's node.
+    Local,
+    /// A one-shot helper task on the task's node; output through service logs.
+    Helper,
+}
+
+impl FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Transport::Auto),
+            "local" => Ok(Transport::Local),
+            "helper" => Ok(Transport::Helper),
+            other => Err(format!(
+                "unknown transport {other:?}: use auto, local or helper"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Auto => "auto",
+            Transport::Local => "local",
+            Transport::Helper => "helper",
+        })
+    }
+}
