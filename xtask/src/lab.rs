@@ -42,6 +42,8 @@ pub const MAX_WORKERS: usize = 5;
 pub enum Role {
     Manager,
     Worker,
+    /// An engine that is not part of the swarm, for the "not a manager" tests.
+    Standalone,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -162,6 +164,7 @@ impl Lab {
                 20 + w as u8,
             ));
         }
+        nodes.push(new_node(&opts.dir, "s1".into(), Role::Standalone, 31));
         let storage_driver =
             std::env::var("SWARM_EXEC_LAB_STORAGE_DRIVER").unwrap_or_else(|_| "overlay2".into());
         let lab = Lab {
@@ -196,6 +199,7 @@ impl Lab {
         lab.save()?;
         lab.form_swarm()?;
         lab.pull_images()?;
+        lab.wait_nodes_ready()?;
         Ok(lab)
     }
 
@@ -235,6 +239,16 @@ impl Lab {
 
     pub fn workers(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(|n| n.role == Role::Worker)
+    }
+
+    /// The nodes that are part of the swarm.
+    pub fn swarm_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.role != Role::Standalone)
+    }
+
+    /// The engine that is not part of the swarm.
+    pub fn standalone(&self) -> &Node {
+        self.node("s1")
     }
 
     /// The manager's `DOCKER_HOST`.
@@ -474,12 +488,13 @@ impl Lab {
         let (worker_token, manager_token) = (token("worker")?, token("manager")?);
         let join = format!("{}:2377", m1.addr);
         std::thread::scope(|s| -> Result<()> {
-            let joins: Vec<_> = self.nodes[1..]
-                .iter()
+            let joins: Vec<_> = self
+                .swarm_nodes()
+                .skip(1)
                 .map(|n| {
                     let token = match n.role {
                         Role::Manager => &manager_token,
-                        Role::Worker => &worker_token,
+                        _ => &worker_token,
                     };
                     let join = &join;
                     s.spawn(move || {
@@ -505,7 +520,7 @@ impl Lab {
         })?;
         // A label per node lets tests spread replicas with
         // `--placement-pref spread=node.labels.lab.node`.
-        for n in &self.nodes {
+        for n in self.swarm_nodes() {
             self.docker(
                 &m1.name,
                 &[
@@ -520,12 +535,32 @@ impl Lab {
         Ok(())
     }
 
+    /// Waits until the manager sees every swarm node `Ready`. There is no
+    /// node event for it in API 1.41, so this polls (lab code only).
+    pub fn wait_nodes_ready(&self) -> Result<()> {
+        let want = self.swarm_nodes().count();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.docker(
+                &self.manager().name,
+                &["node", "ls", "--format", "{{.Status}}"],
+            )?;
+            let ready = out.lines().filter(|l| l.trim() == "Ready").count();
+            if ready == want {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{ready} of {want} nodes are Ready after 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Puts every lab image on every node, so that no test waits for a pull.
     fn pull_images(&self) -> Result<()> {
         std::thread::scope(|s| -> Result<()> {
             let pulls: Vec<_> = self
-                .nodes
-                .iter()
+                .swarm_nodes()
                 .flat_map(|n| self.images.values().map(move |r| (n, r)))
                 .map(|(n, r)| s.spawn(move || self.docker(&n.name, &["pull", "-q", r])))
                 .collect();
@@ -750,8 +785,10 @@ pub fn down(dir: &Path) -> Result<DownReport> {
         }
         let _ = run(Command::new("ip").args(["netns", "del", &ns]));
     }
-    if Path::new("/sys/class/net").join(BRIDGE).exists() {
-        let _ = run(Command::new("ip").args(["link", "del", BRIDGE]));
+    // A namespace is freed asynchronously once its last process is gone;
+    // deleting the veths now keeps an immediate `up` from colliding.
+    for link in lab_links() {
+        let _ = run(Command::new("ip").args(["link", "del", &link]));
     }
     while run(Command::new("iptables").args(iptables_rule("-D"))).is_ok() {}
 
@@ -776,9 +813,7 @@ pub fn survey(dir: &Path) -> Vec<String> {
             .into_iter()
             .map(|n| format!("network namespace {n}")),
     );
-    if Path::new("/sys/class/net").join(BRIDGE).exists() {
-        found.push(format!("bridge {BRIDGE}"));
-    }
+    found.extend(lab_links().into_iter().map(|l| format!("link {l}")));
     if let Ok(rules) = output(Command::new("iptables").args(["-S", "FORWARD"])) {
         if rules.contains(IPTABLES_COMMENT) {
             found.push("iptables FORWARD rule".into());
@@ -803,6 +838,18 @@ fn lab_netns() -> Vec<String> {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|n| n.starts_with(NETNS_PREFIX))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The bridge and the host ends of the veths.
+fn lab_links() -> Vec<String> {
+    fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(NETNS_PREFIX) || n == BRIDGE)
                 .collect()
         })
         .unwrap_or_default()
