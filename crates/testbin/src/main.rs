@@ -9,7 +9,8 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: sxtest serve | echo ARG... | out TEXT | err TEXT | exit N \
-| interleave N | stream SEED BYTES | env NAME | pwd | id | cat | sleep SECS | kill-self SIGNAL";
+| interleave N | stream SEED BYTES | env NAME | pwd | id | cat | sleep SECS | kill-self SIGNAL \
+| engine-name [SOCKET]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -83,6 +84,8 @@ fn run(argv: &[&str]) -> Result<u8, String> {
             let secs: f64 = secs.parse().map_err(|_| format!("bad duration {secs:?}"))?;
             std::thread::sleep(std::time::Duration::from_secs_f64(secs));
         }
+        ["engine-name"] => engine_name(&mut out, "/var/run/docker.sock").map_err(io)?,
+        ["engine-name", socket] => engine_name(&mut out, socket).map_err(io)?,
         ["kill-self", sig] => {
             let sig: i32 = sig.parse().map_err(|_| format!("bad signal {sig:?}"))?;
             // SAFETY: raising a signal on ourselves; the default action ends us.
@@ -93,6 +96,48 @@ fn run(argv: &[&str]) -> Result<u8, String> {
     }
     out.flush().map_err(io)?;
     Ok(0)
+}
+
+/// Prints the `Name` of the engine behind a socket: inside a lab node,
+/// `/var/run/docker.sock` must be that node's own engine.
+fn engine_name(out: &mut impl Write, socket: &str) -> std::io::Result<()> {
+    let mut conn = std::os::unix::net::UnixStream::connect(socket)?;
+    conn.write_all(b"GET /info HTTP/1.0\r\nHost: docker\r\n\r\n")?;
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply)?;
+    let body = reply.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let name = top_level_string(body, "Name")
+        .ok_or_else(|| std::io::Error::other("no Name in the engine's /info"))?;
+    out.write_all(format!("{name}\n").as_bytes())
+}
+
+/// The string value of a key of the outermost JSON object (nested objects,
+/// such as the registry configs, have `Name` keys of their own).
+fn top_level_string<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let bytes = json.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    let pattern = format!("\"{key}\":\"");
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' => {
+                if depth == 1 && json[i..].starts_with(&pattern) {
+                    let start = i + pattern.len();
+                    let end = json[start..].find('"')? + start;
+                    return Some(&json[start..end]);
+                }
+                // Skip the string, honouring escapes.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*), so that a test can

@@ -139,6 +139,17 @@ impl Service {
 /// With `replicas` equal to the node count, the spread preference puts one
 /// task on each node.
 pub fn deploy(name: &str, image: &str, replicas: usize, extra: &[&str]) -> Service {
+    deploy_cmd(name, image, replicas, extra, &[])
+}
+
+/// [`deploy`] with a command for the tasks.
+pub fn deploy_cmd(
+    name: &str,
+    image: &str,
+    replicas: usize,
+    extra: &[&str],
+    cmd: &[&str],
+) -> Service {
     let lab = lab();
     let m = &lab.manager().name;
     let _ = lab.docker(m, &["service", "rm", name]);
@@ -163,6 +174,7 @@ pub fn deploy(name: &str, image: &str, replicas: usize, extra: &[&str]) -> Servi
         args.extend(["--mode", "global"]);
     }
     args.push(lab.image(image));
+    args.extend(cmd);
     lab.docker(m, &args).expect("creating a test service");
     let tasks = xtask::fixture::wait_running(lab, name, replicas).expect("tasks running");
     Service {
