@@ -680,9 +680,7 @@ fn kill_cgroup(dir: &Path) -> Result<()> {
             break;
         }
         for pid in &pids {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+            signal(&pid.to_string(), "-KILL");
         }
         if Instant::now() > deadline {
             bail!("processes {pids:?} of {} survived SIGKILL", dir.display());
@@ -725,21 +723,25 @@ fn kill_pidfile(pidfile: &Path, expect: &str) -> Result<()> {
     if !is_it() {
         return Ok(());
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
+    signal(&pid.to_string(), "-TERM");
     let deadline = Instant::now() + Duration::from_secs(30);
     while is_it() && !is_zombie(pid) {
         if Instant::now() > deadline {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+            signal(&pid.to_string(), "-KILL");
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = fs::remove_file(pidfile);
     Ok(())
+}
+
+/// Sends a signal; a process that is already gone is fine.
+fn signal(pid: &str, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, pid])
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn is_zombie(pid: i32) -> bool {
@@ -780,7 +782,7 @@ pub fn down(dir: &Path) -> Result<DownReport> {
         // Anything still in the namespace (an engine started by hand).
         if let Ok(out) = output(Command::new("ip").args(["netns", "pids", &ns])) {
             for pid in out.split_whitespace() {
-                let _ = Command::new("kill").args(["-KILL", pid]).status();
+                signal(pid, "-KILL");
             }
         }
         let _ = run(Command::new("ip").args(["netns", "del", &ns]));

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use swarm_exec::exec::{parse_env_arg, parse_env_file};
+use swarm_exec::fanout::AllOptions;
 use swarm_exec::transport::helper::HelperOptions;
 use swarm_exec::{Error, ExecSpec, Result, RunOptions, Transport};
 
@@ -70,6 +71,35 @@ pub struct RawArgs {
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Run in every running task of the service TARGET names.
+    #[arg(long, help_heading = "Every task")]
+    pub all: bool,
+
+    /// With --all: only the tasks on this node (ID, ID prefix or hostname; repeatable).
+    #[arg(long = "node", value_name = "NODE", help_heading = "Every task")]
+    pub nodes: Vec<String>,
+
+    /// With --all: run at most N tasks at once (default: all).
+    #[arg(long, value_name = "N", help_heading = "Every task")]
+    pub parallel: Option<String>,
+
+    /// With --all: one task at a time, in slot order, stopping at the first failure.
+    #[arg(long, help_heading = "Every task")]
+    pub rolling: bool,
+
+    /// With --all: `text` (prefixed lines) or `json` (JSON Lines).
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        default_value = "text",
+        help_heading = "Every task"
+    )]
+    pub format: String,
+
+    /// With --all: no colours in the prefixes (also NO_COLOR).
+    #[arg(long, help_heading = "Every task")]
+    pub no_color: bool,
+
     /// Remove every object swarm-exec created in the swarm, and exit.
     #[arg(long)]
     pub cleanup: bool,
@@ -93,6 +123,25 @@ pub enum Action {
     Version,
     Cleanup,
     Exec(Config),
+    All(AllConfig),
+}
+
+/// `--all`'s output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug)]
+pub struct AllConfig {
+    pub service: String,
+    pub nodes: Vec<String>,
+    pub spec: ExecSpec,
+    pub opts: AllOptions,
+    pub format: Format,
+    pub color: bool,
+    pub quiet: bool,
 }
 
 #[derive(Debug)]
@@ -176,23 +225,83 @@ impl RawArgs {
                 v => Ok(v),
             }
         };
-        Ok(Action::Exec(Config {
-            target,
-            spec: ExecSpec {
-                cmd,
-                env,
-                user: nonempty("--user", self.user)?,
-                workdir: nonempty("--workdir", self.workdir)?,
-                privileged: self.privileged,
+        let spec = ExecSpec {
+            cmd,
+            env,
+            user: nonempty("--user", self.user)?,
+            workdir: nonempty("--workdir", self.workdir)?,
+            privileged: self.privileged,
+        };
+        let run = RunOptions {
+            transport,
+            helper: HelperOptions {
+                helper_image: nonempty("--helper-image", self.helper_image)?,
             },
-            timeout,
-            run: RunOptions {
-                transport,
-                helper: HelperOptions {
-                    helper_image: nonempty("--helper-image", self.helper_image)?,
-                },
+        };
+        let format = match self.format.as_str() {
+            "text" => Format::Text,
+            "json" => Format::Json,
+            other => {
+                return Err(Error::usage(
+                    "--format",
+                    format!("unknown format {other:?}: use text or json"),
+                ))
+            }
+        };
+        let parallel = match self.parallel.as_deref() {
+            None => None,
+            Some(n) => match n.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(Error::usage(
+                        format!("--parallel {n}"),
+                        "it must be a whole number above 0",
+                    ))
+                }
             },
-            any: self.any,
+        };
+        if !self.all {
+            let only_all = [
+                ("--node", !self.nodes.is_empty()),
+                ("--parallel", parallel.is_some()),
+                ("--rolling", self.rolling),
+                ("--format", format != Format::Text),
+            ];
+            if let Some((flag, _)) = only_all.iter().find(|(_, set)| *set) {
+                return Err(Error::usage(*flag, "it goes with --all"));
+            }
+            return Ok(Action::Exec(Config {
+                target,
+                spec,
+                timeout,
+                run,
+                any: self.any,
+            }));
+        }
+        if self.any {
+            return Err(Error::usage("--any", "--all already runs in every task"));
+        }
+        if self.rolling && parallel.is_some() {
+            return Err(Error::usage(
+                "--parallel",
+                "--rolling runs one task at a time",
+            ));
+        }
+        Ok(Action::All(AllConfig {
+            service: target,
+            nodes: self.nodes,
+            spec,
+            opts: AllOptions {
+                parallel,
+                rolling: self.rolling,
+                timeout,
+                run,
+            },
+            format,
+            color: !self.no_color
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            quiet: self.quiet,
         }))
     }
 }
@@ -254,6 +363,10 @@ mod tests {
             &["--timeout", "soon", "web", "true"][..],
             &["--env-file", "/nonexistent/env", "web", "true"][..],
             &["--cleanup", "web"][..],
+            &["--node", "w1", "web", "true"][..],
+            &["--all", "--parallel", "0", "web", "true"][..],
+            &["--all", "--rolling", "--parallel", "2", "web", "true"][..],
+            &["--all", "--format", "yaml", "web", "true"][..],
         ] {
             let err = parse(args).expect_err(&format!("{args:?} was accepted"));
             assert_eq!(err.exit_code(), 125, "{args:?}");

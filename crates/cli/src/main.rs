@@ -5,6 +5,7 @@
 //! every error to one line on stderr and its documented exit status.
 
 mod args;
+mod output;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ use swarm_exec::transport::helper::helpers;
 use swarm_exec::{exit, session, target, Engine, Error, Session};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::args::{Action, Config, RawArgs};
+use crate::args::{Action, AllConfig, Config, Format, RawArgs};
 
 /// How long cleanup may take after the command ended or was interrupted.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -118,6 +119,7 @@ async fn dispatch(action: Action) -> swarm_exec::Result<u8> {
             Ok(0)
         }
         Action::Exec(config) => exec(config).await,
+        Action::All(config) => exec_all(config).await,
     }
 }
 
@@ -174,14 +176,7 @@ async fn exec(config: Config) -> swarm_exec::Result<u8> {
         s = &mut signals => return Err(Error::Interrupted { signal: s }),
     };
     // Collect what killed sessions left behind, alongside this one.
-    let sweep = {
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            if let Err(e) = session::collect_stale(&engine, session::STALE_AFTER).await {
-                tracing::debug!("stale-object sweep: {e}");
-            }
-        })
-    };
+    let sweep = sweep_stale(&engine);
     let mut sink = Terminal::new();
     let run = swarm_exec::run(
         &engine,
@@ -198,7 +193,79 @@ async fn exec(config: Config) -> swarm_exec::Result<u8> {
             seconds: config.timeout.map(|t| t.as_secs_f64()).unwrap_or_default(),
         }),
     };
-    let cleaned = tokio::time::timeout(CLEANUP_TIMEOUT, session.cleanup(&engine)).await;
+    finish(&engine, &session, sweep).await;
+    match result {
+        Ok(exit) => Ok(exit.status()),
+        // A closed stdout (`| head`) is not a failure of the command.
+        Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// `--all`: every running task of a service.
+async fn exec_all(config: AllConfig) -> swarm_exec::Result<u8> {
+    let signals = interrupted();
+    tokio::pin!(signals);
+    let session = Session::new();
+    let work = async {
+        let engine = connect().await?;
+        let tasks = target::resolve_all(&engine, &config.service, &config.nodes).await?;
+        Ok::<_, Error>((engine, tasks))
+    };
+    let (engine, tasks) = tokio::select! {
+        r = work => r?,
+        s = &mut signals => return Err(Error::Interrupted { signal: s }),
+    };
+    let sweep = sweep_stale(&engine);
+    let (endings, interrupted) = match config.format {
+        Format::Text => {
+            let printer = std::sync::Mutex::new(output::Text::new(&tasks, config.color));
+            run_all(&engine, &session, &tasks, &config, &printer, &mut signals).await
+        }
+        Format::Json => {
+            let printer = std::sync::Mutex::new(output::Json);
+            run_all(&engine, &session, &tasks, &config, &printer, &mut signals).await
+        }
+    };
+    finish(&engine, &session, sweep).await;
+    if let Some(signal) = interrupted {
+        return Err(Error::Interrupted { signal });
+    }
+    if !config.quiet {
+        eprintln!("{}", output::summary(&tasks, &endings));
+    }
+    Ok(output::exit_status(&endings))
+}
+
+async fn run_all<R: swarm_exec::fanout::Reporter>(
+    engine: &Engine,
+    session: &Session,
+    tasks: &[swarm_exec::Task],
+    config: &AllConfig,
+    printer: &std::sync::Mutex<R>,
+    signals: &mut std::pin::Pin<&mut impl std::future::Future<Output = Signal>>,
+) -> (Vec<swarm_exec::fanout::Ending>, Option<Signal>) {
+    let run =
+        swarm_exec::fanout::run_all(engine, session, tasks, &config.spec, &config.opts, printer);
+    tokio::select! {
+        endings = run => (endings, None),
+        s = signals.as_mut() => (Vec::new(), Some(s)),
+    }
+}
+
+/// Starts the background sweep of what killed sessions left behind.
+fn sweep_stale(engine: &Engine) -> tokio::task::JoinHandle<()> {
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        if let Err(e) = session::collect_stale(&engine, session::STALE_AFTER).await {
+            tracing::debug!("stale-object sweep: {e}");
+        }
+    })
+}
+
+/// Removes the session's objects (bounded in time) and stops the sweep.
+async fn finish(engine: &Engine, session: &Session, sweep: tokio::task::JoinHandle<()>) {
+    let cleaned = tokio::time::timeout(CLEANUP_TIMEOUT, session.cleanup(engine)).await;
     sweep.abort();
     match cleaned {
         Ok(Err(e)) => tracing::warn!("cleanup: {e}"),
@@ -207,12 +274,6 @@ async fn exec(config: Config) -> swarm_exec::Result<u8> {
             CLEANUP_TIMEOUT.as_secs()
         ),
         Ok(Ok(())) => {}
-    }
-    match result {
-        Ok(exit) => Ok(exit.status()),
-        // A closed stdout (`| head`) is not a failure of the command.
-        Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
-        Err(e) => Err(e),
     }
 }
 

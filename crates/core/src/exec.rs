@@ -27,6 +27,16 @@ impl Exit {
     }
 }
 
+/// How one target of a multi-target helper ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(Exit),
+    /// The helper could not run the command there (e.g. the container is gone).
+    Failed(String),
+    /// The per-task `--timeout` expired.
+    TimedOut,
+}
+
 /// Checks one `-e KEY=VAL`. Unlike `docker exec -e KEY`, a bare KEY is
 /// refused: silently importing (or dropping) a local variable into a
 /// remote container is a surprise on a production cluster.

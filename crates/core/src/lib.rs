@@ -11,6 +11,7 @@
 pub mod engine;
 pub mod error;
 pub mod exec;
+pub mod fanout;
 pub mod session;
 pub mod sink;
 pub mod target;

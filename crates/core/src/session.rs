@@ -30,6 +30,7 @@ pub struct Session {
     pub id: String,
     created: u64,
     services: Mutex<Vec<String>>,
+    names: std::sync::atomic::AtomicUsize,
 }
 
 fn now() -> u64 {
@@ -62,6 +63,7 @@ impl Session {
             id: random_id(),
             created: now(),
             services: Mutex::new(Vec::new()),
+            names: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -71,6 +73,12 @@ impl Session {
             (SESSION_LABEL.to_owned(), self.id.clone()),
             (CREATED_LABEL.to_owned(), self.created.to_string()),
         ])
+    }
+
+    /// A fresh name for an object of this session: `swarm-exec-<id>-<n>`.
+    pub fn object_name(&self) -> String {
+        let n = self.names.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("swarm-exec-{}-{n}", self.id)
     }
 
     /// Records a service so that [`Session::cleanup`] removes it.

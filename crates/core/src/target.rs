@@ -32,6 +32,8 @@ pub struct Task {
     pub container_id: String,
     /// The image reference of the task, digest-pinned when swarm resolved it.
     pub image: String,
+    /// Whether the manager sees the task's node as ready (not down).
+    pub node_ready: bool,
 }
 
 impl Task {
@@ -204,10 +206,91 @@ impl Snapshot {
                 .and_then(|s| s.container_spec.as_ref())
                 .and_then(|c| c.image.clone())
                 .unwrap_or_default(),
+            node_ready: self.node_ready(&node_id),
             service_id,
             node_id,
         }
     }
+
+    fn node_ready(&self, id: &str) -> bool {
+        self.node(id)
+            .and_then(|n| n.status.as_ref())
+            .and_then(|s| s.state)
+            .is_none_or(|s| s == bollard::models::NodeState::READY)
+    }
+
+    /// The node IDs a `--node` value names: an ID, an ID prefix or a hostname.
+    fn nodes_named(&self, name: &str) -> Vec<String> {
+        let exact: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.id.as_deref() == Some(name)
+                    || n.description.as_ref().and_then(|d| d.hostname.as_deref()) == Some(name)
+            })
+            .filter_map(|n| n.id.clone())
+            .collect();
+        if !exact.is_empty() {
+            return exact;
+        }
+        self.nodes
+            .iter()
+            .filter_map(|n| n.id.clone())
+            .filter(|id| id.starts_with(name))
+            .collect()
+    }
+}
+
+/// Every running task of a service, for `--all`: restricted to `nodes`
+/// (IDs, ID prefixes or hostnames) when given, in slot (or node) order.
+pub async fn resolve_all(engine: &Engine, service: &str, nodes: &[String]) -> Result<Vec<Task>> {
+    if service.is_empty() {
+        return Err(Error::usage("SERVICE", "it is empty"));
+    }
+    let docker = &engine.docker;
+    let (services, node_list) = tokio::join!(
+        docker.list_services(None::<ListServicesOptions>),
+        docker.list_nodes(None::<ListNodesOptions>),
+    );
+    let snap = Snapshot {
+        services: services.map_err(|e| Error::docker("listing services", e))?,
+        nodes: node_list.map_err(|e| Error::docker("listing nodes", e))?,
+    };
+    let Some(svc) = snap.service(service) else {
+        return Err(Error::NoSuchTarget {
+            target: service.to_owned(),
+        });
+    };
+    let mut wanted = Vec::new();
+    for n in nodes {
+        let ids = snap.nodes_named(n);
+        if ids.is_empty() {
+            return Err(Error::usage(
+                format!("--node {n}"),
+                "no node has that ID or hostname",
+            ));
+        }
+        wanted.extend(ids);
+    }
+    let tasks = service_tasks(engine, svc).await?;
+    let mut running: Vec<Task> = tasks
+        .iter()
+        .filter(|t| qualifies(t))
+        .map(|t| snap.task(t))
+        .filter(|t| wanted.is_empty() || wanted.contains(&t.node_id))
+        .collect();
+    running.sort_by(|a, b| (a.slot, &a.node).cmp(&(b.slot, &b.node)));
+    if running.is_empty() {
+        return Err(Error::NotRunning {
+            target: format!("service {service}"),
+            why: if wanted.is_empty() {
+                "it has no running task".into()
+            } else {
+                format!("it has no running task on {}", nodes.join(", "))
+            },
+        });
+    }
+    Ok(running)
 }
 
 /// Resolves one TARGET to one running task.

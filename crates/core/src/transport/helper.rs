@@ -8,6 +8,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bollard::container::LogOutput;
+use tokio::time::Instant;
+
 use bollard::models::{
     ConfigSpec, HealthConfig, Mount, MountType, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecConfigs,
@@ -21,7 +24,7 @@ use swarm_exec_proto::line::{Decoded, Kind, LineDecoder, SeqCheck};
 
 use crate::engine::Engine;
 use crate::error::{docker_status, Error, Result};
-use crate::exec::{ExecSpec, Exit};
+use crate::exec::{ExecSpec, Exit, Outcome};
 use crate::session::{Session, SHARED_LABEL};
 use crate::sink::{Sink, Stream};
 use crate::target::Task;
@@ -118,9 +121,14 @@ pub struct HelperOptions {
     pub helper_image: Option<String>,
 }
 
-/// The helper's command line for one or more containers on its node.
-pub fn helper_args(containers: &[&str], spec: &ExecSpec) -> Vec<String> {
+/// The helper's command line for one or more containers on its node, run
+/// at most `parallel` at a time (all at once when `None`).
+pub fn helper_args(containers: &[&str], spec: &ExecSpec, parallel: Option<usize>) -> Vec<String> {
     let mut args = vec!["exec".to_owned()];
+    if let Some(n) = parallel {
+        args.push("--parallel".into());
+        args.push(n.to_string());
+    }
     for c in containers {
         args.push("--container".into());
         args.push((*c).to_owned());
@@ -155,7 +163,7 @@ pub fn service_spec(
 ) -> ServiceSpec {
     let labels = session.labels();
     ServiceSpec {
-        name: Some(format!("swarm-exec-{}", session.id)),
+        name: Some(session.object_name()),
         labels: Some(labels.clone()),
         // One replica that is never restarted, not a replicated job: the
         // containers of a job's finished tasks stay on the node after the
@@ -231,11 +239,12 @@ pub async fn start(
     session: &Session,
     tasks: &[&Task],
     spec: &ExecSpec,
+    parallel: Option<usize>,
     opts: &HelperOptions,
 ) -> Result<String> {
     let first = tasks.first().expect("a helper serves at least one task");
     let containers: Vec<&str> = tasks.iter().map(|t| t.container_id.as_str()).collect();
-    let args = helper_args(&containers, spec);
+    let args = helper_args(&containers, spec, parallel);
     let service = match &opts.helper_image {
         Some(img) => service_spec(session, &first.node_id, img, None, args),
         None => {
@@ -270,12 +279,17 @@ pub async fn run(
     opts: &HelperOptions,
     sink: &mut impl Sink,
 ) -> Result<Exit> {
-    let service = start(engine, session, &[task], spec, opts).await?;
-    let mut exits = follow(engine, &service, &task.node, 1, &mut Single(sink)).await?;
-    exits.remove(0).map_err(|why| Error::Helper {
-        node: task.node.clone(),
-        why,
-    })
+    let service = start(engine, session, &[task], spec, None, opts).await?;
+    let mut outcomes = follow(engine, &service, &task.node, 1, None, &mut Single(sink)).await?;
+    match outcomes.remove(0) {
+        Outcome::Exited(exit) => Ok(exit),
+        Outcome::Failed(why) => Err(Error::Helper {
+            node: task.node.clone(),
+            why,
+        }),
+        // Not asked for (no per-target timeout); the caller times the run.
+        Outcome::TimedOut => Err(Error::Timeout { seconds: 0.0 }),
+    }
 }
 
 /// Receives the output of a helper that serves several targets.
@@ -286,6 +300,9 @@ pub trait TargetSink: Send {
         stream: Stream,
         data: &[u8],
     ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+
+    /// Called as soon as a target's outcome is known.
+    fn finished(&mut self, _target: u32, _outcome: &Outcome) {}
 }
 
 /// A [`TargetSink`] for one target: everything goes to one [`Sink`].
@@ -297,16 +314,21 @@ impl<S: Sink> TargetSink for Single<'_, S> {
     }
 }
 
+/// How long a helper may take to report its first frame before it counts
+/// as not started (its node is down, or cannot run the image).
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Reads a helper's frames from the service-logs API until every target
-/// has its exit frame. `write` receives each output chunk. Returns, per
-/// target, the exit code or the helper's failure message.
+/// has its outcome; `sink` receives each output chunk. A target whose exec
+/// runs longer than `timeout` (counted from its `ready` frame) times out.
 pub async fn follow(
     engine: &Engine,
     service: &str,
     node: &str,
     targets: usize,
+    timeout: Option<Duration>,
     sink: &mut impl TargetSink,
-) -> Result<Vec<std::result::Result<Exit, String>>> {
+) -> Result<Vec<Outcome>> {
     let docker = &engine.docker;
     let logs = docker.service_logs(
         service,
@@ -318,16 +340,20 @@ pub async fn follow(
         }),
     );
     tokio::pin!(logs);
+    let started = Instant::now();
     let mut decoder = LineDecoder::new();
     let mut seq = SeqCheck::new();
-    let mut results: Vec<Option<std::result::Result<Exit, String>>> = vec![None; targets];
+    let mut results: Vec<Option<Outcome>> = vec![None; targets];
+    let mut ready_at: Vec<Option<Instant>> = vec![None; targets];
     let mut pending = targets;
+    let mut seen_frame = false;
     let mut helper_stderr = Vec::new();
     // Swarm has no event for task state; a slow poll only notices a helper
-    // that never started or died. The output itself streams.
+    // that never started or died, and per-target timeouts. The output
+    // itself streams.
     let mut watch = tokio::time::interval(Duration::from_millis(250));
     watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ended_at: Option<tokio::time::Instant> = None;
+    let mut ended_at: Option<Instant> = None;
     let lost = |why: String| Error::OutputLost {
         node: node.to_owned(),
         why,
@@ -341,10 +367,9 @@ pub async fn follow(
                 };
                 let item = item.map_err(|e| Error::docker("following the helper's output", e))?;
                 let (is_stdout, message): (bool, Bytes) = match item {
-                    bollard::container::LogOutput::StdOut { message } => (true, message),
-                    bollard::container::LogOutput::Console { message } => (true, message),
-                    bollard::container::LogOutput::StdErr { message } => (false, message),
-                    bollard::container::LogOutput::StdIn { .. } => continue,
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => (true, message),
+                    LogOutput::StdErr { message } => (false, message),
+                    LogOutput::StdIn { .. } => continue,
                 };
                 if !is_stdout {
                     // The helper's own diagnostics; not the command's output.
@@ -361,30 +386,50 @@ pub async fn follow(
                         }
                         Err(e) => return Err(lost(e.to_string())),
                     };
+                    seen_frame = true;
                     seq.check(frame.seq).map_err(|e| lost(e.to_string()))?;
                     let t = frame.target as usize;
                     if t >= targets {
                         return Err(lost(format!("a frame for unknown target {t}")));
                     }
-                    match frame.kind {
+                    if results[t].is_some() {
+                        // Timed out already: its late output is dropped.
+                        continue;
+                    }
+                    let outcome = match frame.kind {
                         Kind::Stdout | Kind::Stderr => {
                             let stream = if frame.kind == Kind::Stdout { Stream::Stdout } else { Stream::Stderr };
                             sink.write(frame.target, stream, &frame.payload).await.map_err(Error::Output)?;
+                            continue;
                         }
-                        Kind::Ready => tracing::debug!("helper on {node}: exec {t} started"),
-                        Kind::Exit | Kind::Failure => {
-                            let result = match frame.exit_code() {
-                                Some(code) if frame.kind == Kind::Exit => Ok(Exit { code }),
-                                _ => Err(frame.failure_message().unwrap_or_else(|| "unknown failure".into())),
-                            };
-                            if results[t].replace(result).is_none() {
-                                pending -= 1;
-                            }
+                        Kind::Ready => {
+                            ready_at[t] = Some(Instant::now());
+                            continue;
                         }
-                    }
+                        Kind::Exit => match frame.exit_code() {
+                            Some(code) => Outcome::Exited(Exit { code }),
+                            None => return Err(lost("an exit frame without a code".into())),
+                        },
+                        Kind::Failure => Outcome::Failed(
+                            frame.failure_message().unwrap_or_else(|| "unknown failure".into()),
+                        ),
+                    };
+                    sink.finished(frame.target, &outcome);
+                    results[t] = Some(outcome);
+                    pending -= 1;
                 }
             }
             _ = watch.tick() => {
+                if let Some(limit) = timeout {
+                    for t in 0..targets {
+                        let expired = ready_at[t].is_some_and(|at| at.elapsed() >= limit);
+                        if results[t].is_none() && expired {
+                            sink.finished(t as u32, &Outcome::TimedOut);
+                            results[t] = Some(Outcome::TimedOut);
+                            pending -= 1;
+                        }
+                    }
+                }
                 if let Some(at) = ended_at {
                     // The helper's task has ended; its last lines may still
                     // be on their way through the log broker.
@@ -395,13 +440,22 @@ pub async fn follow(
                 }
                 if let Some(failure) = helper_task_failure(engine, service).await? {
                     if failure.ended {
-                        ended_at = Some(tokio::time::Instant::now());
+                        ended_at = Some(Instant::now());
                     }
                     if let Some(why) = failure.error {
                         let stderr = String::from_utf8_lossy(&helper_stderr).trim().to_owned();
                         let why = if stderr.is_empty() { why } else { format!("{why}: {stderr}") };
                         return Err(Error::Helper { node: node.to_owned(), why });
                     }
+                }
+                if !seen_frame && started.elapsed() > START_TIMEOUT {
+                    return Err(Error::Helper {
+                        node: node.to_owned(),
+                        why: format!(
+                            "it did not start within {} s; is the node up? (docker node ls)",
+                            START_TIMEOUT.as_secs()
+                        ),
+                    });
                 }
             }
         }

@@ -1,0 +1,337 @@
+//! `--all`: one command in every running task of a service, in parallel.
+//!
+//! Tasks are grouped by node. The engine's own node runs its tasks through
+//! the local transport; every other node gets **one** helper, which execs
+//! into all of that node's tasks itself. `--parallel N` caps how many tasks
+//! run at once across the swarm; `--rolling` runs one task at a time in slot
+//! order and stops at the first failure.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use tokio::time::Instant;
+
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::exec::{ExecSpec, Exit, Outcome};
+use crate::session::Session;
+use crate::sink::{Sink, Stream};
+use crate::target::Task;
+use crate::transport::helper::{self, TargetSink};
+use crate::transport::{local, Transport};
+use crate::RunOptions;
+
+/// How to fan out.
+#[derive(Clone, Debug, Default)]
+pub struct AllOptions {
+    /// At most this many tasks at once; all when `None`.
+    pub parallel: Option<usize>,
+    /// One task at a time, in slot order, stopping at the first failure.
+    pub rolling: bool,
+    /// Per task.
+    pub timeout: Option<Duration>,
+    pub run: RunOptions,
+}
+
+/// How one task of a fan-out ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    Exited(Exit),
+    TimedOut,
+    /// swarm-exec could not run the command there.
+    Failed(String),
+    /// `--rolling` stopped before reaching this task.
+    Skipped,
+}
+
+/// What a [`Reporter`] is told when a task ends.
+#[derive(Clone, Debug)]
+pub struct TaskEnd {
+    pub ending: Ending,
+    pub duration: Duration,
+}
+
+/// Receives the output and the end of every task, as they happen. Calls
+/// for one task come in order; calls for different tasks interleave.
+pub trait Reporter: Send {
+    fn output(&mut self, task: &Task, stream: Stream, data: &[u8]) -> std::io::Result<()>;
+    fn finished(&mut self, task: &Task, end: &TaskEnd) -> std::io::Result<()>;
+}
+
+/// Splits a cap of `parallel` concurrent tasks over groups of `sizes`
+/// tasks: each running group gets a share (at least 1), and groups beyond
+/// the cap wait. Returns (per-group cap, how many groups run at once).
+pub fn shares(parallel: Option<usize>, sizes: &[usize]) -> (Vec<usize>, usize) {
+    let groups = sizes.len().max(1);
+    let Some(cap) = parallel else {
+        return (sizes.to_vec(), groups);
+    };
+    let cap = cap.max(1);
+    if cap < groups {
+        return (vec![1; sizes.len()], cap);
+    }
+    // Water-filling: hand out one slot at a time to groups that can use it.
+    let mut share = vec![0usize; sizes.len()];
+    let mut left = cap;
+    while left > 0 {
+        let mut gave = false;
+        for (i, s) in share.iter_mut().enumerate() {
+            if left > 0 && *s < sizes[i] {
+                *s += 1;
+                left -= 1;
+                gave = true;
+            }
+        }
+        if !gave {
+            break;
+        }
+    }
+    (share, groups)
+}
+
+/// The reporter and each task's ending, shared by the concurrent groups.
+struct Shared<'a, R> {
+    reporter: &'a Mutex<R>,
+    tasks: &'a [Task],
+    endings: Mutex<Vec<Option<Ending>>>,
+}
+
+impl<R: Reporter> Shared<'_, R> {
+    fn output(&self, i: usize, stream: Stream, data: &[u8]) -> std::io::Result<()> {
+        self.reporter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .output(&self.tasks[i], stream, data)
+    }
+
+    /// Records task `i`'s ending, once: a later call for it is ignored.
+    fn finished(&self, i: usize, ending: Ending, since: Instant) {
+        let mut endings = self.endings.lock().unwrap_or_else(|p| p.into_inner());
+        if endings[i].is_some() {
+            return;
+        }
+        endings[i] = Some(ending.clone());
+        drop(endings);
+        let end = TaskEnd {
+            ending,
+            duration: since.elapsed(),
+        };
+        // A reporter that cannot write (closed stdout) has nowhere to say so.
+        let _ = self
+            .reporter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finished(&self.tasks[i], &end);
+    }
+}
+
+/// One task's output into the shared reporter.
+struct TaskSink<'a, 'b, R> {
+    shared: &'a Shared<'b, R>,
+    task: usize,
+}
+
+impl<R: Reporter> Sink for TaskSink<'_, '_, R> {
+    async fn write(&mut self, stream: Stream, data: &[u8]) -> std::io::Result<()> {
+        self.shared.output(self.task, stream, data)
+    }
+}
+
+/// A node's helper output into the shared reporter.
+struct GroupSink<'a, 'b, R> {
+    shared: &'a Shared<'b, R>,
+    group: &'a [usize],
+    since: Instant,
+}
+
+impl<R: Reporter> TargetSink for GroupSink<'_, '_, R> {
+    async fn write(&mut self, target: u32, stream: Stream, data: &[u8]) -> std::io::Result<()> {
+        self.shared
+            .output(self.group[target as usize], stream, data)
+    }
+
+    fn finished(&mut self, target: u32, outcome: &Outcome) {
+        let ending = match outcome {
+            Outcome::Exited(e) => Ending::Exited(*e),
+            Outcome::Failed(why) => Ending::Failed(why.clone()),
+            Outcome::TimedOut => Ending::TimedOut,
+        };
+        self.shared
+            .finished(self.group[target as usize], ending, self.since);
+    }
+}
+
+/// Runs `spec` in every one of `tasks`. Every task gets exactly one
+/// `finished` call; the return value is each task's ending, in order.
+pub async fn run_all<R: Reporter>(
+    engine: &Engine,
+    session: &Session,
+    tasks: &[Task],
+    spec: &ExecSpec,
+    opts: &AllOptions,
+    reporter: &Mutex<R>,
+) -> Vec<Ending> {
+    let shared = Shared {
+        reporter,
+        tasks,
+        endings: Mutex::new(vec![None; tasks.len()]),
+    };
+    if opts.rolling {
+        rolling(engine, session, spec, opts, &shared).await;
+    } else {
+        let local_ok = opts.run.transport != Transport::Helper;
+        // Local group first, then one group per other node.
+        let mut groups: BTreeMap<(bool, &str), Vec<usize>> = BTreeMap::new();
+        for (i, t) in tasks.iter().enumerate() {
+            let local = local_ok && t.node_id == engine.node_id;
+            groups
+                .entry((!local, t.node_id.as_str()))
+                .or_default()
+                .push(i);
+        }
+        let groups: Vec<(bool, Vec<usize>)> = groups
+            .into_iter()
+            .map(|((remote, _), g)| (remote, g))
+            .collect();
+        let sizes: Vec<usize> = groups.iter().map(|(_, g)| g.len()).collect();
+        let (caps, at_once) = shares(opts.parallel, &sizes);
+        let shared = &shared;
+        let runs = groups
+            .iter()
+            .zip(caps)
+            .map(|((remote, group), cap)| async move {
+                if *remote {
+                    remote_group(engine, session, group, spec, opts, cap, shared).await
+                } else {
+                    local_group(engine, group, spec, opts, cap, shared).await
+                }
+            });
+        let _: Vec<()> = stream::iter(runs).buffer_unordered(at_once).collect().await;
+    }
+    let endings = shared
+        .endings
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    endings
+        .into_iter()
+        .map(|e| e.unwrap_or_else(|| Ending::Failed("it was never run".into())))
+        .collect()
+}
+
+async fn local_group<R: Reporter>(
+    engine: &Engine,
+    group: &[usize],
+    spec: &ExecSpec,
+    opts: &AllOptions,
+    cap: usize,
+    shared: &Shared<'_, R>,
+) {
+    let runs = group.iter().map(|&i| async move {
+        let since = Instant::now();
+        let mut sink = TaskSink { shared, task: i };
+        let run = local::run(engine, &shared.tasks[i], spec, &mut sink);
+        let ending = timed(opts.timeout, run).await;
+        shared.finished(i, ending, since);
+    });
+    let _: Vec<()> = stream::iter(runs)
+        .buffer_unordered(cap.max(1))
+        .collect()
+        .await;
+}
+
+/// Runs one exec under the per-task timeout.
+async fn timed(
+    limit: Option<Duration>,
+    run: impl std::future::Future<Output = crate::Result<Exit>>,
+) -> Ending {
+    let result = match limit {
+        Some(limit) => match tokio::time::timeout(limit, run).await {
+            Ok(r) => r,
+            Err(_) => return Ending::TimedOut,
+        },
+        None => run.await,
+    };
+    match result {
+        Ok(exit) => Ending::Exited(exit),
+        Err(Error::Timeout { .. }) => Ending::TimedOut,
+        Err(e) => Ending::Failed(e.to_string()),
+    }
+}
+
+async fn remote_group<R: Reporter>(
+    engine: &Engine,
+    session: &Session,
+    group: &[usize],
+    spec: &ExecSpec,
+    opts: &AllOptions,
+    cap: usize,
+    shared: &Shared<'_, R>,
+) {
+    let since = Instant::now();
+    let tasks: Vec<&Task> = group.iter().map(|&i| &shared.tasks[i]).collect();
+    let node = tasks[0].node.clone();
+    let fail_rest = |why: String| {
+        for &i in group {
+            shared.finished(i, Ending::Failed(why.clone()), since);
+        }
+    };
+    if !tasks[0].node_ready {
+        return fail_rest(format!("node {node} is down"));
+    }
+    let parallel = (cap < group.len()).then_some(cap);
+    let service =
+        match helper::start(engine, session, &tasks, spec, parallel, &opts.run.helper).await {
+            Ok(s) => s,
+            Err(e) => return fail_rest(e.to_string()),
+        };
+    let mut sink = GroupSink {
+        shared,
+        group,
+        since,
+    };
+    // The per-task timeout runs from each exec's start, inside `follow`.
+    if let Err(e) = helper::follow(
+        engine,
+        &service,
+        &node,
+        group.len(),
+        opts.timeout,
+        &mut sink,
+    )
+    .await
+    {
+        // Tasks that already ended keep their ending; the rest failed.
+        fail_rest(e.to_string());
+    }
+}
+
+async fn rolling<R: Reporter>(
+    engine: &Engine,
+    session: &Session,
+    spec: &ExecSpec,
+    opts: &AllOptions,
+    shared: &Shared<'_, R>,
+) {
+    let mut stop = false;
+    for (i, task) in shared.tasks.iter().enumerate() {
+        if stop {
+            shared.finished(i, Ending::Skipped, Instant::now());
+            continue;
+        }
+        let since = Instant::now();
+        let mut sink = TaskSink { shared, task: i };
+        let ending = timed(
+            opts.timeout,
+            crate::run(engine, session, task, spec, &opts.run, &mut sink),
+        )
+        .await;
+        // Each task's helper goes as soon as it is done.
+        if let Err(e) = session.cleanup(engine).await {
+            tracing::warn!("cleanup: {e}");
+        }
+        stop = ending != Ending::Exited(Exit { code: 0 });
+        shared.finished(i, ending, since);
+    }
+}
