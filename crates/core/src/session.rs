@@ -77,7 +77,9 @@ impl Session {
 
     /// A fresh name for an object of this session: `swarm-exec-<id>-<n>`.
     pub fn object_name(&self) -> String {
-        let n = self.names.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .names
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         format!("swarm-exec-{}-{n}", self.id)
     }
 
