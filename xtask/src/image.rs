@@ -155,7 +155,7 @@ impl Layer {
     }
 
     fn finish(self) -> Result<Blob> {
-        let tar = self.tar.into_inner()?;
+        let tar = self.into_tar()?;
         let diff_id = sha256(&tar);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&tar)?;
@@ -164,6 +164,53 @@ impl Layer {
             diff_id,
         })
     }
+}
+
+impl Layer {
+    fn into_tar(self) -> Result<Vec<u8>> {
+        Ok(self.tar.into_inner()?)
+    }
+}
+
+/// The image of the tool itself, as a `docker load` tarball: `FROM
+/// scratch` with the static binary as `/swarm-exec`, its entrypoint, so
+/// that `docker run -v /var/run/docker.sock:/var/run/docker.sock IMAGE
+/// TARGET COMMAND…` works as the old tool did. Built in memory: nothing is
+/// pulled.
+pub fn tool_image(binary: &[u8], tag: &str) -> Result<Vec<u8>> {
+    let mut layer = Layer::default();
+    layer.file("swarm-exec", 0o755, binary);
+    // Somewhere to write for tools that need it; scratch has nothing.
+    layer.dir("tmp", 0o1777, 0);
+    let layer = layer.into_tar()?;
+    let diff_id = sha256(&layer);
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "Entrypoint": ["/swarm-exec"],
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Labels": {
+                "org.opencontainers.image.title": "swarm-exec",
+                "org.opencontainers.image.version": crate::release::version(),
+            },
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created_by": "cargo xtask image"}],
+    }))?;
+    let config_name = format!("{}.json", &sha256(&config)["sha256:".len()..]);
+    let layer_name = format!("{}/layer.tar", &diff_id["sha256:".len()..]);
+    let manifest = serde_json::to_vec(&json!([{
+        "Config": config_name,
+        "RepoTags": [tag],
+        "Layers": [layer_name],
+    }]))?;
+    // The `docker save` layout, which every engine's `docker load` reads.
+    let mut archive = Layer::default();
+    archive.file(&config_name, 0o644, &config);
+    archive.file(&layer_name, 0o644, &layer);
+    archive.file("manifest.json", 0o644, &manifest);
+    archive.into_tar()
 }
 
 fn sha256(data: &[u8]) -> String {

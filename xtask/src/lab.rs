@@ -23,6 +23,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::image;
+use crate::tls::{self, LabTls};
 
 /// Where the lab lives unless `SWARM_EXEC_LAB` says otherwise. Not under
 /// `/run`: every node mounts its own tmpfs over `/run`, and the node sockets
@@ -85,6 +86,10 @@ pub struct Lab {
     pub registry: String,
     pub images: Images,
     pub storage_driver: String,
+    /// The manager's Engine API over TLS on TCP (`tcp://ADDR:2376`), for
+    /// the connection tests; absent in a lab from before it existed.
+    #[serde(default)]
+    pub tls: Option<LabTls>,
 }
 
 #[derive(Clone, Debug)]
@@ -167,12 +172,15 @@ impl Lab {
         nodes.push(new_node(&opts.dir, "s1".into(), Role::Standalone, 31));
         let storage_driver =
             std::env::var("SWARM_EXEC_LAB_STORAGE_DRIVER").unwrap_or_else(|_| "overlay2".into());
+        let tls = tls::generate(&opts.dir.join("tls"), &nodes[0].name, &nodes[0].addr)
+            .context("making the lab's TLS certificates")?;
         let lab = Lab {
             dir: opts.dir.clone(),
             nodes,
             registry: REGISTRY.into(),
             images: Images::new(),
             storage_driver,
+            tls: Some(tls),
         };
 
         make_bridge()?;
@@ -334,7 +342,7 @@ impl Lab {
         let cgroup = cgroup_dir(&node.name);
         fs::create_dir_all(cgroup.join("engine"))?;
         let i = node.index;
-        let dockerd = [
+        let mut dockerd = vec![
             "exec dockerd".to_string(),
             format!("--config-file {}", config.display()),
             format!("--data-root {}", ndir.join("data").display()),
@@ -347,8 +355,19 @@ impl Lab {
             format!("--cgroup-parent /{CGROUP_ROOT}/{}/docker", node.name),
             format!("--storage-driver {}", self.storage_driver),
             "--log-level warn --userland-proxy=false".into(),
-        ]
-        .join(" ");
+        ];
+        if let Some(t) = self.tls.as_ref().filter(|t| t.node == node.name) {
+            let f = |name: &str| t.server_dir.join(name).display().to_string();
+            dockerd.push(format!(
+                "-H tcp://{}:{} --tlsverify --tlscacert {} --tlscert {} --tlskey {}",
+                node.addr,
+                tls::PORT,
+                f("ca.pem"),
+                f("cert.pem"),
+                f("key.pem")
+            ));
+        }
+        let dockerd = dockerd.join(" ");
         // `ip netns exec` would remount /sys and hide the cgroup mounts, so
         // the namespaces are entered by hand. The shell first moves itself
         // into the node's cgroup, so that every process the engine starts,
@@ -390,6 +409,27 @@ impl Lab {
         }
         let _ = fs::remove_file(&notify_path);
         Ok(())
+    }
+
+    /// The pid of a node's dockerd: its namespaces are the node's network,
+    /// mount (private `/run`) and UTS namespaces.
+    pub fn engine_pid(&self, name: &str) -> Result<u32> {
+        let path = self.dir.join("nodes").join(name).join("dockerd.pid");
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(text.trim().parse()?)
+    }
+
+    /// A command that runs inside a node, as a process of that host would:
+    /// its network, its `/run` (so `/var/run/docker.sock` is its engine) and
+    /// its hostname.
+    pub fn in_node(&self, name: &str, program: &str) -> Result<Command> {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg("--target")
+            .arg(self.engine_pid(name)?.to_string())
+            .args(["--net", "--mount", "--uts", "--"])
+            .arg(program);
+        Ok(cmd)
     }
 
     /// Kills one node's engine and everything it runs, as if the host died.

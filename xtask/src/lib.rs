@@ -4,6 +4,8 @@
 pub mod fixture;
 pub mod image;
 pub mod lab;
+pub mod release;
+pub mod tls;
 
 use std::path::PathBuf;
 

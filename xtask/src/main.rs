@@ -1,6 +1,7 @@
 //! `cargo xtask`: the lab swarm, the demo, the whole test run, the benchmark
 //! and release builds. See the README for the commands.
 
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -35,6 +36,34 @@ enum Task {
         /// Extra arguments for `cargo test`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Build the static release binaries (x86_64, aarch64) with their
+    /// SHA256SUMS, the shell completions and the man page into dist/.
+    Release {
+        #[arg(long, default_value = "dist")]
+        dist: PathBuf,
+    },
+    /// Build the tool's own container image (FROM scratch, entrypoint
+    /// swarm-exec) as a `docker load` tarball, and load it.
+    Image {
+        #[arg(long, default_value_t = format!("swarm-exec:{}", xtask::release::version()))]
+        tag: String,
+        /// Where to write the tarball.
+        #[arg(long, default_value = "dist/swarm-exec-image.tar")]
+        output: PathBuf,
+        /// Also `docker load` it into the engine the docker CLI uses.
+        #[arg(long)]
+        load: bool,
+    },
+    /// Write the bash, zsh and fish completions into DIR.
+    Completions {
+        #[arg(long, default_value = "dist")]
+        dir: PathBuf,
+    },
+    /// Write the man page into DIR.
+    Man {
+        #[arg(long, default_value = "dist")]
+        dir: PathBuf,
     },
 }
 
@@ -71,7 +100,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Task::Lab { command } => lab_command(command).map(|()| ExitCode::SUCCESS),
         Task::Demo { keep } => demo(keep).map(|()| ExitCode::SUCCESS),
         Task::Test { args } => test(&args),
+        Task::Release { dist } => {
+            for path in xtask::release::release(&dist)? {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Image { tag, output, load } => image(&tag, &output, load).map(|()| ExitCode::SUCCESS),
+        // One generator writes both; each command names what it is for.
+        Task::Completions { dir } | Task::Man { dir } => {
+            xtask::release::docs(&dir).map(|()| ExitCode::SUCCESS)
+        }
     }
+}
+
+fn image(tag: &str, output: &std::path::Path, load: bool) -> Result<()> {
+    let bin = xtask::release::build_static("x86_64-unknown-linux-musl")?;
+    let tar = xtask::image::tool_image(&std::fs::read(&bin)?, tag)?;
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(output, tar)?;
+    println!("{}", output.display());
+    if load {
+        let status = Command::new(lab::docker_cli())
+            .arg("load")
+            .arg("-i")
+            .arg(output)
+            .status()?;
+        if !status.success() {
+            bail!("docker load failed");
+        }
+    }
+    Ok(())
 }
 
 fn lab_command(command: LabCommand) -> Result<()> {

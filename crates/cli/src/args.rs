@@ -13,6 +13,9 @@ use swarm_exec::fanout::AllOptions;
 use swarm_exec::transport::helper::HelperOptions;
 use swarm_exec::{Error, ExecSpec, Result, RunOptions, Transport};
 
+use crate::docker_flags::DockerFlags;
+use crate::plugin::Install;
+
 /// Run a command in a task of a Docker Swarm service, on whichever node it
 /// runs: `docker exec` for swarm services.
 #[derive(Debug, Parser)]
@@ -25,6 +28,18 @@ use swarm_exec::{Error, ExecSpec, Result, RunOptions, Transport};
                   124 when --timeout expires; 125 when swarm-exec itself fails."
 )]
 pub struct RawArgs {
+    /// Keep stdin open and pass it to the command.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// Allocate a TTY for the command.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// Start the command and return at once.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+
     /// Set an environment variable (repeatable).
     #[arg(short = 'e', long = "env", value_name = "KEY=VAL")]
     pub env: Vec<String>,
@@ -52,6 +67,11 @@ pub struct RawArgs {
     /// How to reach the task: auto, local or helper.
     #[arg(long, value_name = "TRANSPORT", default_value = "auto")]
     pub transport: String,
+
+    /// How the relay reaches a task on another node: `host` (a port
+    /// published on that node) or `overlay` (an attachable overlay network).
+    #[arg(long, value_name = "LINK")]
+    pub relay_link: Option<String>,
 
     /// An image that already holds the helper at /.swarm-exec-helper, for
     /// nodes where the target's own image cannot run it.
@@ -104,6 +124,11 @@ pub struct RawArgs {
     #[arg(long)]
     pub cleanup: bool,
 
+    /// Install this binary as the docker CLI plugin `docker swarmexec`, in
+    /// the config directory's cli-plugins: `copy` (the default) or `link`.
+    #[arg(long, value_name = "HOW", num_args = 0..=1, default_missing_value = "copy")]
+    pub install_plugin: Option<String>,
+
     /// Print the version, the git revision and the helper hashes.
     #[arg(short = 'V', long)]
     pub version: bool,
@@ -115,6 +140,9 @@ pub struct RawArgs {
         num_args = 0..
     )]
     pub rest: Vec<OsString>,
+
+    #[command(flatten)]
+    pub docker: DockerFlags,
 }
 
 /// What to do, checked.
@@ -122,6 +150,7 @@ pub struct RawArgs {
 pub enum Action {
     Version,
     Cleanup,
+    InstallPlugin(Install),
     Exec(Config),
     All(AllConfig),
 }
@@ -195,6 +224,15 @@ impl RawArgs {
             }
             return Ok(Action::Cleanup);
         }
+        if let Some(how) = self.install_plugin {
+            if !self.rest.is_empty() {
+                return Err(Error::usage(
+                    "--install-plugin",
+                    "it takes no TARGET or COMMAND",
+                ));
+            }
+            return Ok(Action::InstallPlugin(how.parse()?));
+        }
         let mut rest = self.rest.into_iter();
         let target = match rest.next() {
             Some(t) => utf8(t, "TARGET")?,
@@ -231,8 +269,24 @@ impl RawArgs {
             user: nonempty("--user", self.user)?,
             workdir: nonempty("--workdir", self.workdir)?,
             privileged: self.privileged,
+            stdin: self.interactive,
+            tty: self.tty,
+            detach: self.detach,
         };
+        if self.detach && (self.interactive || self.tty) {
+            return Err(Error::usage(
+                "-d",
+                "a detached command has no stdin or TTY to attach",
+            ));
+        }
+        let relay_link = self
+            .relay_link
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|why: String| Error::usage("--relay-link", why))?;
         let run = RunOptions {
+            relay_link,
             transport,
             helper: HelperOptions {
                 helper_image: nonempty("--helper-image", self.helper_image)?,
@@ -280,6 +334,12 @@ impl RawArgs {
         }
         if self.any {
             return Err(Error::usage("--any", "--all already runs in every task"));
+        }
+        if self.tty || self.interactive || self.detach {
+            return Err(Error::usage(
+                "--all",
+                "-i, -t and -d go with one task; --all runs in every task at once",
+            ));
         }
         if self.rolling && parallel.is_some() {
             return Err(Error::usage(
@@ -363,6 +423,8 @@ mod tests {
             &["--timeout", "soon", "web", "true"][..],
             &["--env-file", "/nonexistent/env", "web", "true"][..],
             &["--cleanup", "web"][..],
+            &["--install-plugin", "web", "true"][..],
+            &["--install-plugin=move"][..],
             &["--node", "w1", "web", "true"][..],
             &["--all", "--parallel", "0", "web", "true"][..],
             &["--all", "--rolling", "--parallel", "2", "web", "true"][..],

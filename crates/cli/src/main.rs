@@ -1,30 +1,46 @@
 //! `swarm-exec`: run a command in any task of a Docker Swarm service.
 //!
-//! This binary is thin: it parses the command line ([`args`]), wires signals,
+//! This binary is thin: it parses the command line ([`swarm_exec_cli`]), wires signals,
 //! the timeout and cleanup around the library's [`swarm_exec::run`], and maps
 //! every error to one line on stderr and its documented exit status.
 
-mod args;
 mod output;
+mod terminal;
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use swarm_exec::context;
 use swarm_exec::error::Signal;
 use swarm_exec::sink::Terminal;
 use swarm_exec::transport::helper::helpers;
 use swarm_exec::{exit, session, target, Engine, Error, Session};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::args::{Action, AllConfig, Config, Format, RawArgs};
+use swarm_exec_cli::args::{Action, AllConfig, Config, Format};
+use swarm_exec_cli::{plugin, progress};
+
+/// How long an interrupted or timed-out command may take to end after it
+/// was signalled, before swarm-exec cleans up anyway.
+const SIGNAL_GRACE: Duration = Duration::from_secs(3);
 
 /// How long cleanup may take after the command ended or was interrupted.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn main() -> ExitCode {
-    let raw = match RawArgs::try_parse() {
+    let invocation = match plugin::command_line(std::env::args_os().collect()) {
+        Ok(plugin::CommandLine::Run(invocation)) => invocation,
+        Ok(plugin::CommandLine::Metadata) => {
+            println!("{:#}", plugin::metadata());
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            report(&e, false);
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let raw = match invocation.parse() {
         Ok(raw) => raw,
         Err(e) if !e.use_stderr() => {
             // --help: clap prints it to stdout.
@@ -41,6 +57,8 @@ fn main() -> ExitCode {
     };
     init_tracing(raw.verbose, raw.quiet);
     let quiet = raw.quiet;
+    let docker = raw.docker.to_flags();
+    let progress = progress::wanted(raw.quiet, raw.verbose);
     let action = match raw.resolve() {
         Ok(a) => a,
         Err(e) => {
@@ -59,7 +77,7 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async {
-        match dispatch(action).await {
+        match dispatch(action, &docker, progress).await {
             Ok(code) => code,
             Err(e) => {
                 report(&e, quiet);
@@ -103,14 +121,28 @@ fn report(e: &Error, _quiet: bool) {
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
-async fn dispatch(action: Action) -> swarm_exec::Result<u8> {
+async fn dispatch(
+    action: Action,
+    docker: &context::Flags,
+    progress: bool,
+) -> swarm_exec::Result<u8> {
     match action {
         Action::Version => {
             print_version();
             Ok(0)
         }
+        Action::InstallPlugin(how) => {
+            let dir = context::config_dir(docker.config_dir.as_deref(), &context::process_env)?;
+            let path = plugin::install(how, &dir)?;
+            eprintln!(
+                "swarm-exec: installed {}; run it as docker {}",
+                path.display(),
+                plugin::NAME
+            );
+            Ok(0)
+        }
         Action::Cleanup => {
-            let engine = connect().await?;
+            let engine = connect(docker).await?;
             let removed = session::remove_everything(&engine).await?;
             eprintln!(
                 "swarm-exec: removed {} services and {} configs",
@@ -118,8 +150,8 @@ async fn dispatch(action: Action) -> swarm_exec::Result<u8> {
             );
             Ok(0)
         }
-        Action::Exec(config) => exec(config).await,
-        Action::All(config) => exec_all(config).await,
+        Action::Exec(config) => exec(config, docker, progress).await,
+        Action::All(config) => exec_all(config, docker, progress).await,
     }
 }
 
@@ -131,7 +163,8 @@ fn print_version() {
     );
     for h in helpers() {
         println!(
-            "helper {} sha256:{} ({} bytes)",
+            "{} {} sha256:{} ({} bytes)",
+            h.name,
             h.arch,
             h.sha256,
             h.data.len()
@@ -139,9 +172,11 @@ fn print_version() {
     }
 }
 
-async fn connect() -> swarm_exec::Result<Engine> {
-    let host = std::env::var("DOCKER_HOST").ok();
-    Engine::connect(host.as_deref()).await
+/// Connects to the engine the docker CLI would use with these flags.
+async fn connect(docker: &context::Flags) -> swarm_exec::Result<Engine> {
+    let endpoint = context::resolve(docker, &context::process_env)?;
+    tracing::info!("engine {}", endpoint.describe());
+    Engine::connect_to(&endpoint).await
 }
 
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives.
@@ -158,16 +193,25 @@ async fn interrupted() -> Signal {
         _ = int.recv() => Signal::Interrupt,
         _ = term.recv() => Signal::Terminate,
         _ = hup.recv() => Signal::Hangup,
+        _ = plugin::docker_gone() => Signal::Terminate,
     }
 }
 
-async fn exec(config: Config) -> swarm_exec::Result<u8> {
+async fn exec(config: Config, docker: &context::Flags, progress: bool) -> swarm_exec::Result<u8> {
     // Handlers first: a Ctrl-C at any point ends the session cleanly.
     let signals = interrupted();
     tokio::pin!(signals);
+    let spec = &config.spec;
+    if spec.stdin && spec.tty && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(Error::usage(
+            "-it",
+            "the input device is not a TTY; use -i alone for piped input",
+        ));
+    }
     let session = Session::new();
+    let spinner = progress::Spinner::start(progress, "connecting to the engine…");
     let work = async {
-        let engine = connect().await?;
+        let engine = connect(docker).await?;
         let task = target::resolve(&engine, &config.target, config.any).await?;
         Ok::<_, Error>((engine, task))
     };
@@ -175,24 +219,52 @@ async fn exec(config: Config) -> swarm_exec::Result<u8> {
         r = work => r?,
         s = &mut signals => return Err(Error::Interrupted { signal: s }),
     };
+    spinner.set_message(progress::waiting_for(&engine, &task, config.run.transport));
     // Collect what killed sessions left behind, alongside this one.
     let sweep = sweep_stale(&engine);
-    let mut sink = Terminal::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    // Restored when dropped, before any message is printed.
+    let raw = spec.tty.then(terminal::RawMode::enable);
+    if spec.tty {
+        terminal::forward_resizes(tx.clone());
+    }
+    if spec.stdin {
+        terminal::forward_stdin(tx.clone());
+    }
+    let mut sink = progress::Erase::new(Terminal::new(), &spinner);
     let run = swarm_exec::run(
         &engine,
         &session,
         &task,
-        &config.spec,
+        spec,
         &config.run,
         &mut sink,
+        Some(&mut rx),
     );
-    let result = tokio::select! {
-        r = run => r,
+    tokio::pin!(run);
+    let early = tokio::select! {
+        r = &mut run => Ok(r),
         s = &mut signals => Err(Error::Interrupted { signal: s }),
         _ = timeout(config.timeout) => Err(Error::Timeout {
             seconds: config.timeout.map(|t| t.as_secs_f64()).unwrap_or_default(),
         }),
     };
+    let result = match early {
+        Ok(r) => r,
+        Err(ended) => {
+            // Ask the remote process to end (the helper transport ends it
+            // when its service is removed), and give it a moment.
+            let signal = match &ended {
+                Error::Interrupted { signal } => signal.number(),
+                _ => Signal::Terminate.number(),
+            };
+            let _ = tx.try_send(swarm_exec::exec::Control::Signal(signal));
+            let _ = tokio::time::timeout(SIGNAL_GRACE, &mut run).await;
+            Err(ended)
+        }
+    };
+    spinner.stop();
+    drop(raw);
     finish(&engine, &session, sweep).await;
     match result {
         Ok(exit) => Ok(exit.status()),
@@ -203,12 +275,20 @@ async fn exec(config: Config) -> swarm_exec::Result<u8> {
 }
 
 /// `--all`: every running task of a service.
-async fn exec_all(config: AllConfig) -> swarm_exec::Result<u8> {
+async fn exec_all(
+    config: AllConfig,
+    docker: &context::Flags,
+    progress: bool,
+) -> swarm_exec::Result<u8> {
     let signals = interrupted();
     tokio::pin!(signals);
     let session = Session::new();
+    let spinner = progress::Spinner::start(
+        progress && config.format == Format::Text,
+        "connecting to the engine…",
+    );
     let work = async {
-        let engine = connect().await?;
+        let engine = connect(docker).await?;
         let tasks = target::resolve_all(&engine, &config.service, &config.nodes).await?;
         Ok::<_, Error>((engine, tasks))
     };
@@ -217,9 +297,13 @@ async fn exec_all(config: AllConfig) -> swarm_exec::Result<u8> {
         s = &mut signals => return Err(Error::Interrupted { signal: s }),
     };
     let sweep = sweep_stale(&engine);
+    spinner.set_message(format!("starting the command in {} tasks…", tasks.len()));
     let (endings, interrupted) = match config.format {
         Format::Text => {
-            let printer = std::sync::Mutex::new(output::Text::new(&tasks, config.color));
+            let printer = std::sync::Mutex::new(progress::EraseReporter::new(
+                output::Text::new(&tasks, config.color),
+                &spinner,
+            ));
             run_all(&engine, &session, &tasks, &config, &printer, &mut signals).await
         }
         Format::Json => {
@@ -227,6 +311,7 @@ async fn exec_all(config: AllConfig) -> swarm_exec::Result<u8> {
             run_all(&engine, &session, &tasks, &config, &printer, &mut signals).await
         }
     };
+    spinner.stop();
     finish(&engine, &session, sweep).await;
     if let Some(signal) = interrupted {
         return Err(Error::Interrupted { signal });

@@ -4,6 +4,8 @@
 use bollard::models::LocalNodeState;
 use bollard::Docker;
 
+use crate::context;
+use crate::dial::{self, ssh::SshSpec};
 use crate::error::{Error, Result};
 
 /// Where the engine is when nothing says otherwise.
@@ -30,10 +32,11 @@ pub struct Engine {
 pub enum Endpoint {
     Unix(String),
     Tcp(String),
+    Ssh(SshSpec),
 }
 
 impl Endpoint {
-    /// Parses a `DOCKER_HOST` value.
+    /// Parses a host: `DOCKER_HOST`, `-H` or a context's.
     pub fn parse(host: &str) -> Result<Endpoint> {
         let bad = |why: &str| Error::BadHost {
             host: host.to_owned(),
@@ -65,11 +68,10 @@ impl Endpoint {
             };
             return Ok(Endpoint::Tcp(addr));
         }
-        if host.starts_with("ssh://") || host.starts_with("https://") {
-            return Err(Error::Unsupported {
-                what: format!("DOCKER_HOST {host}"),
-                why: "this build speaks unix:// and tcp:// only".into(),
-            });
+        if host.starts_with("ssh://") {
+            return SshSpec::parse(host)
+                .map(Endpoint::Ssh)
+                .map_err(|why| bad(&why));
         }
         Err(bad("unknown scheme"))
     }
@@ -80,16 +82,42 @@ impl Engine {
     /// and checks that the engine is a swarm manager.
     pub async fn connect(host: Option<&str>) -> Result<Engine> {
         let host = host.filter(|h| !h.is_empty()).unwrap_or(DEFAULT_HOST);
+        Self::connect_to(&context::Endpoint::from_host(
+            host,
+            context::Source::HostEnv,
+        ))
+        .await
+    }
+
+    /// Connects to a resolved endpoint ([`context::resolve`]): a unix
+    /// socket, plain or TLS TCP, or ssh.
+    pub async fn connect_to(endpoint: &context::Endpoint) -> Result<Engine> {
+        let host = endpoint.describe();
+        let host = host.as_str();
         let version = bollard::API_DEFAULT_VERSION;
         let unreachable = |why: String| Error::Unreachable {
             host: host.to_owned(),
             why,
         };
-        let docker = match Endpoint::parse(host)? {
-            Endpoint::Unix(path) => Docker::connect_with_unix(&path, REQUEST_TIMEOUT, version),
-            Endpoint::Tcp(addr) => Docker::connect_with_http(&addr, REQUEST_TIMEOUT, version),
+        let docker = match Endpoint::parse(&endpoint.host)? {
+            Endpoint::Unix(path) => Docker::connect_with_unix(&path, REQUEST_TIMEOUT, version)
+                .map_err(|e| e.to_string()),
+            Endpoint::Tcp(addr) => match &endpoint.tls {
+                None => Docker::connect_with_http(&addr, REQUEST_TIMEOUT, version)
+                    .map_err(|e| e.to_string()),
+                Some(tls) => {
+                    let dialer =
+                        dial::tls::TlsDialer::new(&addr, tls).map_err(|why| Error::Tls {
+                            host: host.to_owned(),
+                            why,
+                        })?;
+                    dial::Dialer::Tls(dialer).into_docker(REQUEST_TIMEOUT, version)
+                }
+            },
+            Endpoint::Ssh(spec) => dial::Dialer::Ssh(dial::ssh::SshDialer::new(&spec))
+                .into_docker(REQUEST_TIMEOUT, version),
         }
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(unreachable)?;
         // An old engine refuses a newer client's API version; negotiation
         // costs one request and keeps swarm-exec working across versions.
         let docker = docker
@@ -164,7 +192,11 @@ mod tests {
         }
         assert!(matches!(
             Endpoint::parse("ssh://me@host"),
-            Err(Error::Unsupported { .. })
+            Ok(Endpoint::Ssh(SshSpec { .. }))
+        ));
+        assert!(matches!(
+            Endpoint::parse("ssh://me:pw@host"),
+            Err(Error::BadHost { .. })
         ));
     }
 }

@@ -22,8 +22,20 @@ pub enum Error {
     #[error("invalid {what}: {why}")]
     Usage { what: String, why: String },
 
-    #[error("DOCKER_HOST {host:?} is not a Docker endpoint: {why}")]
+    #[error("{host:?} is not a Docker endpoint: {why}")]
     BadHost { host: String, why: String },
+
+    #[error("cannot use docker context {name:?}: {why}")]
+    Context { name: String, why: String },
+
+    #[error("cannot set up TLS for {host}: {why}")]
+    Tls { host: String, why: String },
+
+    #[error("cannot install the docker plugin as {}: {why}", path.display())]
+    Install {
+        path: std::path::PathBuf,
+        why: String,
+    },
 
     #[error("cannot reach the Docker engine at {host}: {why}")]
     Unreachable { host: String, why: String },
@@ -45,6 +57,9 @@ pub enum Error {
 
     #[error("the helper task on {node} failed: {why}")]
     Helper { node: String, why: String },
+
+    #[error("the relay to {node} cannot be set up: {why}")]
+    RelayUnavailable { node: String, why: String },
 
     #[error("the output of the helper task on {node} is incomplete: {why}")]
     OutputLost { node: String, why: String },
@@ -68,6 +83,27 @@ pub enum Signal {
     Interrupt,
     Terminate,
     Hangup,
+}
+
+impl Signal {
+    /// The signal for a number: SIGTERM and SIGHUP by name, anything else
+    /// counts as an interrupt.
+    pub fn from_number(n: i32) -> Signal {
+        match n {
+            15 => Signal::Terminate,
+            1 => Signal::Hangup,
+            _ => Signal::Interrupt,
+        }
+    }
+
+    /// The signal's number.
+    pub fn number(self) -> i32 {
+        match self {
+            Signal::Interrupt => 2,
+            Signal::Terminate => 15,
+            Signal::Hangup => 1,
+        }
+    }
 }
 
 impl fmt::Display for Signal {
@@ -102,8 +138,19 @@ impl Error {
     pub fn hint(&self) -> Option<&'static str> {
         Some(match self {
             Error::Usage { .. } => "see swarm-exec --help",
-            Error::BadHost { .. } => "use unix:///path/to/docker.sock or tcp://HOST:PORT",
-            Error::Unreachable { .. } => "check DOCKER_HOST and that dockerd runs there",
+            Error::BadHost { .. } => {
+                "use unix:///path/to/docker.sock, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT]"
+            }
+            Error::Context { .. } => "docker context ls lists the contexts",
+            Error::Install { .. } => {
+                "use --config DIR or DOCKER_CONFIG for another directory, or install by hand"
+            }
+            Error::Tls { .. } => {
+                "check the ca.pem, cert.pem and key.pem of the context or of DOCKER_CERT_PATH"
+            }
+            Error::Unreachable { .. } => {
+                "check the endpoint (-H, DOCKER_HOST or the docker context) and that dockerd runs there"
+            }
             Error::NotManager { .. } => {
                 "point DOCKER_HOST at a manager node (docker node ls shows them)"
             }
@@ -114,6 +161,9 @@ impl Error {
             Error::NotRunning { .. } => "docker service ps SERVICE shows the task states",
             Error::Helper { .. } => {
                 "swarm-exec -v shows each step; --helper-image IMAGE uses another image"
+            }
+            Error::RelayUnavailable { .. } => {
+                "the relay needs an attachable overlay network (or a host port) between the nodes; try --transport helper"
             }
             Error::OutputLost { .. } => {
                 "rerun the command; the node's log driver may be dropping lines"

@@ -10,6 +10,43 @@ pub struct ExecSpec {
     pub user: Option<String>,
     pub workdir: Option<String>,
     pub privileged: bool,
+    /// `-i`: the command's stdin is the user's.
+    pub stdin: bool,
+    /// `-t`: a TTY for the command.
+    pub tty: bool,
+    /// `-d`: start the command and return.
+    pub detach: bool,
+}
+
+/// What the user's side sends into a running exec (`-i`, `-t`, signals).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    Stdin(Vec<u8>),
+    StdinEof,
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
+    /// A signal for the command's process (SIGINT or SIGTERM without `-t`).
+    Signal(i32),
+}
+
+/// The receiving end of the user's [`Control`]s.
+pub type Controls = tokio::sync::mpsc::Receiver<Control>;
+
+/// Waits for the next control, or forever when there is no control channel
+/// (or it closed): a `select!` arm that never fires.
+pub async fn next_control(controls: &mut Option<&mut Controls>) -> Control {
+    match controls {
+        Some(c) => match c.recv().await {
+            Some(ctl) => ctl,
+            None => {
+                *controls = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// The result of one exec: the command's own exit status.

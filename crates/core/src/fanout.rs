@@ -205,7 +205,7 @@ pub async fn run_all<R: Reporter>(
                 if *remote {
                     remote_group(engine, session, group, spec, opts, cap, shared).await
                 } else {
-                    local_group(engine, group, spec, opts, cap, shared).await
+                    local_group(engine, session, group, spec, opts, cap, shared).await
                 }
             });
         let _: Vec<()> = stream::iter(runs).buffer_unordered(at_once).collect().await;
@@ -222,6 +222,7 @@ pub async fn run_all<R: Reporter>(
 
 async fn local_group<R: Reporter>(
     engine: &Engine,
+    session: &Session,
     group: &[usize],
     spec: &ExecSpec,
     opts: &AllOptions,
@@ -231,7 +232,7 @@ async fn local_group<R: Reporter>(
     let runs = group.iter().map(|&i| async move {
         let since = Instant::now();
         let mut sink = TaskSink { shared, task: i };
-        let run = local::run(engine, &shared.tasks[i], spec, &mut sink);
+        let run = local::run(engine, session, &shared.tasks[i], spec, &mut sink, None);
         let ending = timed(opts.timeout, run).await;
         shared.finished(i, ending, since);
     });
@@ -324,7 +325,7 @@ async fn rolling<R: Reporter>(
         let mut sink = TaskSink { shared, task: i };
         let ending = timed(
             opts.timeout,
-            crate::run(engine, session, task, spec, &opts.run, &mut sink),
+            crate::run(engine, session, task, spec, &opts.run, &mut sink, None),
         )
         .await;
         // Each task's helper goes as soon as it is done.

@@ -8,6 +8,8 @@
 //!    task is on the engine's own node, [`transport::helper`] otherwise;
 //! 4. the [`session::Session`] removes everything it created.
 
+pub mod context;
+pub mod dial;
 pub mod engine;
 pub mod error;
 pub mod exec;
@@ -32,10 +34,13 @@ use transport::helper::HelperOptions;
 pub struct RunOptions {
     pub transport: Transport,
     pub helper: HelperOptions,
+    /// How the relay reaches the helper; the default when `None`.
+    pub relay_link: Option<transport::relay::Link>,
 }
 
 /// Runs `spec` in `task`, on the transport the options and the task's node
-/// call for, streaming the output into `sink`.
+/// call for, streaming the output into `sink`; `controls` carries stdin,
+/// resizes and signals for interactive sessions.
 pub async fn run(
     engine: &Engine,
     session: &Session,
@@ -43,11 +48,15 @@ pub async fn run(
     spec: &ExecSpec,
     opts: &RunOptions,
     sink: &mut impl Sink,
+    controls: Option<&mut exec::Controls>,
 ) -> Result<Exit> {
     let local = task.node_id == engine.node_id;
+    let interactive = spec.stdin || spec.tty;
     let transport = match opts.transport {
         Transport::Auto if local => Transport::Local,
-        Transport::Auto => Transport::Helper,
+        // `-d` needs no duplex path: the helper starts it and reports.
+        Transport::Auto if spec.detach => Transport::Helper,
+        Transport::Auto => Transport::Relay,
         Transport::Local if !local => {
             return Err(Error::Unsupported {
                 what: format!("--transport local for {}", task.label()),
@@ -55,6 +64,12 @@ pub async fn run(
                     "the task runs on {}, and the local transport reaches only tasks on the engine's own node",
                     task.node
                 ),
+            })
+        }
+        Transport::Helper if interactive => {
+            return Err(Error::Unsupported {
+                what: "-i and -t with --transport helper".into(),
+                why: "the helper's output comes back through service logs, which carry no stdin".into(),
             })
         }
         t => t,
@@ -70,7 +85,33 @@ pub async fn run(
         }
     );
     match transport {
-        Transport::Local => transport::local::run(engine, task, spec, sink).await,
+        Transport::Local => {
+            transport::local::run(engine, session, task, spec, sink, controls).await
+        }
+        Transport::Relay => {
+            match transport::relay::run(
+                engine,
+                session,
+                task,
+                spec,
+                opts.relay_link,
+                sink,
+                controls,
+            )
+            .await
+            {
+                Err(Error::RelayUnavailable { why, .. })
+                    if opts.transport == Transport::Auto && !interactive =>
+                {
+                    tracing::info!(
+                        "the relay cannot be set up ({why}): falling back to the helper transport"
+                    );
+                    session.cleanup(engine).await?;
+                    transport::helper::run(engine, session, task, spec, &opts.helper, sink).await
+                }
+                other => other,
+            }
+        }
         _ => transport::helper::run(engine, session, task, spec, &opts.helper, sink).await,
     }
 }

@@ -30,6 +30,8 @@ pub struct Session {
     pub id: String,
     created: u64,
     services: Mutex<Vec<String>>,
+    containers: Mutex<Vec<String>>,
+    secrets: Mutex<Vec<String>>,
     names: std::sync::atomic::AtomicUsize,
 }
 
@@ -63,6 +65,8 @@ impl Session {
             id: random_id(),
             created: now(),
             services: Mutex::new(Vec::new()),
+            containers: Mutex::new(Vec::new()),
+            secrets: Mutex::new(Vec::new()),
             names: std::sync::atomic::AtomicUsize::new(0),
         }
     }
@@ -91,15 +95,53 @@ impl Session {
             .push(id.to_owned());
     }
 
-    /// Removes every object this session created. Objects already gone are
-    /// fine; the first other failure is returned after trying them all.
+    /// Records a container (on the engine's own node) for cleanup.
+    pub fn track_container(&self, id: &str) {
+        self.containers
+            .lock()
+            .expect("session lock")
+            .push(id.to_owned());
+    }
+
+    /// Records a secret for cleanup.
+    pub fn track_secret(&self, id: &str) {
+        self.secrets
+            .lock()
+            .expect("session lock")
+            .push(id.to_owned());
+    }
+
+    /// Removes every object this session created: containers, then
+    /// services, then the secrets they used. Objects already gone are fine;
+    /// the first other failure is returned after trying them all.
     pub async fn cleanup(&self, engine: &Engine) -> Result<()> {
+        let containers = std::mem::take(&mut *self.containers.lock().expect("session lock"));
         let services = std::mem::take(&mut *self.services.lock().expect("session lock"));
+        let secrets = std::mem::take(&mut *self.secrets.lock().expect("session lock"));
         let mut first_err = None;
+        for id in containers {
+            let opts = bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            };
+            if let Err(e) = engine.docker.remove_container(&id, Some(opts)).await {
+                // 404: gone; 409: AutoRemove is already removing it.
+                if !matches!(docker_status(&e), Some(404 | 409)) && first_err.is_none() {
+                    first_err = Some(Error::docker(format!("removing container {id}"), e));
+                }
+            }
+        }
         for id in services {
             if let Err(e) = engine.docker.delete_service(&id).await {
                 if docker_status(&e) != Some(404) && first_err.is_none() {
                     first_err = Some(Error::docker(format!("removing helper service {id}"), e));
+                }
+            }
+        }
+        for id in secrets {
+            if let Err(e) = engine.docker.delete_secret(&id).await {
+                if docker_status(&e) != Some(404) && first_err.is_none() {
+                    first_err = Some(Error::docker(format!("removing secret {id}"), e));
                 }
             }
         }

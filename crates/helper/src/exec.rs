@@ -25,6 +25,10 @@ pub struct ExecSpec {
     pub workdir: Option<String>,
     /// `--privileged`.
     pub privileged: bool,
+    /// Attach the command's stdin (`-i`).
+    pub stdin: bool,
+    /// Allocate a TTY (`-t`).
+    pub tty: bool,
 }
 
 /// How often, and how long apart, to ask for the exit code while the engine
@@ -37,9 +41,11 @@ const MAX_SYSERR: usize = 4096;
 /// The body of `POST /containers/{id}/exec`.
 pub fn create_body(spec: &ExecSpec) -> String {
     let mut b = String::with_capacity(128);
-    b.push_str(
-        r#"{"AttachStdin":false,"AttachStdout":true,"AttachStderr":true,"Tty":false,"Cmd":"#,
-    );
+    b.push_str(r#"{"AttachStdin":"#);
+    b.push_str(if spec.stdin { "true" } else { "false" });
+    b.push_str(r#","AttachStdout":true,"AttachStderr":true,"Tty":"#);
+    b.push_str(if spec.tty { "true" } else { "false" });
+    b.push_str(r#","Cmd":"#);
     json::push_string_array(&mut b, &spec.cmd);
     if !spec.env.is_empty() {
         b.push_str(r#","Env":"#);
@@ -78,7 +84,7 @@ pub fn engine_error(resp: &Response) -> String {
     m
 }
 
-fn exec_path(id: &str, tail: &str) -> String {
+pub fn exec_path(id: &str, tail: &str) -> String {
     let mut p = String::from("/exec/");
     http::push_path_segment(&mut p, id);
     p.push_str(tail);
@@ -86,7 +92,7 @@ fn exec_path(id: &str, tail: &str) -> String {
 }
 
 /// Creates the exec in `container`; returns its id.
-fn create(socket: &Path, container: &str, spec: &ExecSpec) -> Result<String, String> {
+pub fn create(socket: &Path, container: &str, spec: &ExecSpec) -> Result<String, String> {
     let mut path = String::from("/containers/");
     http::push_path_segment(&mut path, container);
     path.push_str("/exec");
@@ -160,6 +166,63 @@ fn start<W: Write>(socket: &Path, id: &str, target: u32, sink: &Sink<W>) -> Resu
     }
 }
 
+/// Starts an exec attached and returns the hijacked stream with the bytes
+/// already read past the response head (with a TTY the stream is raw, else
+/// multiplexed).
+pub fn start_attached(
+    socket: &Path,
+    id: &str,
+    tty: bool,
+) -> Result<(std::os::unix::net::UnixStream, Vec<u8>), String> {
+    let path = exec_path(id, "/start");
+    let body: &[u8] = if tty {
+        br#"{"Detach":false,"Tty":true}"#
+    } else {
+        br#"{"Detach":false,"Tty":false}"#
+    };
+    match Conn::open(socket)?.start_stream(&path, body) {
+        Ok((stream, first, _status)) => Ok((stream, first)),
+        Err(Ok(resp)) => Err(engine_error(&resp)),
+        Err(Err(e)) => Err(e),
+    }
+}
+
+/// Starts an exec detached (`-d`): the engine runs it and answers at once.
+pub fn start_detached(socket: &Path, id: &str) -> Result<(), String> {
+    let path = exec_path(id, "/start");
+    let resp =
+        Conn::open(socket)?.request("POST", &path, Some(br#"{"Detach":true,"Tty":false}"#))?;
+    if !(200..300).contains(&resp.status) {
+        return Err(engine_error(&resp));
+    }
+    Ok(())
+}
+
+/// Resizes an exec's TTY.
+pub fn resize(socket: &Path, id: &str, rows: u16, cols: u16) -> Result<(), String> {
+    let mut path = exec_path(id, "/resize?h=");
+    path.push_str(&rows.to_string());
+    path.push_str("&w=");
+    path.push_str(&cols.to_string());
+    let resp = Conn::open(socket)?.request("POST", &path, None)?;
+    if !(200..300).contains(&resp.status) {
+        return Err(engine_error(&resp));
+    }
+    Ok(())
+}
+
+/// The host PID of a running exec (from its inspect result).
+pub fn pid(socket: &Path, id: &str) -> Result<i64, String> {
+    let resp = Conn::open(socket)?.request("GET", &exec_path(id, "/json"), None)?;
+    if resp.status != 200 {
+        return Err(engine_error(&resp));
+    }
+    json::member(&resp.body, "Pid")
+        .and_then(json::int)
+        .filter(|&p| p > 0)
+        .ok_or_else(|| String::from("the exec has no process"))
+}
+
 /// What `GET /exec/{id}/json` says about the exit code.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ExitState {
@@ -185,7 +248,7 @@ pub fn parse_inspect(body: &[u8]) -> Result<ExitState, String> {
 
 /// Asks the engine for the exit code, retrying while it reports the exec as
 /// still running.
-fn wait_exit_code(socket: &Path, id: &str) -> Result<i64, String> {
+pub fn wait_exit_code(socket: &Path, id: &str) -> Result<i64, String> {
     let path = exec_path(id, "/json");
     for attempt in 0..INSPECT_TRIES {
         if attempt > 0 {
@@ -204,15 +267,35 @@ fn wait_exit_code(socket: &Path, id: &str) -> Result<i64, String> {
 
 /// Runs the exec in `container` for `target`: create, start and stream,
 /// inspect. Returns the exit code; the caller writes the final frame.
+/// With `detach`, only starts it (exit code 0 once started). The exec's
+/// ID is in `running` while it runs.
 pub fn run<W: Write>(
     socket: &Path,
     container: &str,
     spec: &ExecSpec,
     target: u32,
     sink: &Sink<W>,
+    detach: bool,
+    running: &std::sync::Mutex<Vec<String>>,
 ) -> Result<i64, String> {
     let id = create(socket, container, spec)?;
-    start(socket, &id, target, sink)?;
+    if detach {
+        start_detached(socket, &id)?;
+        sink.ready(target);
+        return Ok(0);
+    }
+    let track = |add: bool| {
+        let mut r = running.lock().unwrap_or_else(|p| p.into_inner());
+        if add {
+            r.push(id.clone());
+        } else {
+            r.retain(|x| *x != id);
+        }
+    };
+    track(true);
+    let streamed = start(socket, &id, target, sink);
+    track(false);
+    streamed?;
     wait_exit_code(socket, &id)
 }
 
@@ -237,6 +320,8 @@ mod tests {
             user: Some("1000:1000".into()),
             workdir: Some("/tmp".into()),
             privileged: true,
+            stdin: false,
+            tty: false,
         };
         assert_eq!(
             create_body(&spec),
@@ -487,7 +572,18 @@ mod tests {
             ..ExecSpec::default()
         };
         let sink = Sink::new(Vec::new());
-        assert_eq!(run(&sock, "web.1/x", &spec, 5, &sink), Ok(42));
+        assert_eq!(
+            run(
+                &sock,
+                "web.1/x",
+                &spec,
+                5,
+                &sink,
+                false,
+                &Default::default()
+            ),
+            Ok(42)
+        );
         stop_engine(&sock);
         let seen = engine.join().unwrap();
         assert_eq!(seen[0].1, create_body(&spec).into_bytes());
@@ -537,13 +633,24 @@ mod tests {
             ..ExecSpec::default()
         };
         let sink = Sink::new(Vec::new());
-        assert_eq!(run(&sock, "c", &spec, 0, &sink), Ok(0));
         assert_eq!(
-            run(&sock, "stopped", &spec, 1, &sink),
+            run(&sock, "c", &spec, 0, &sink, false, &Default::default()),
+            Ok(0)
+        );
+        assert_eq!(
+            run(
+                &sock,
+                "stopped",
+                &spec,
+                1,
+                &sink,
+                false,
+                &Default::default()
+            ),
             Err("Container abc is not running".into())
         );
         assert_eq!(
-            run(&sock, "other", &spec, 2, &sink),
+            run(&sock, "other", &spec, 2, &sink, false, &Default::default()),
             Err("Docker engine answered HTTP 500: oops".into())
         );
         stop_engine(&sock);

@@ -66,6 +66,11 @@ impl<W: Write> Sink<W> {
         self.emit(|e, l| e.encode_ready(target, l));
     }
 
+    /// Writes an `l` line: the address the helper listens on.
+    pub fn listening(&self, target: u32, addr: &str) {
+        self.emit(|e, l| e.encode_listening(target, addr, l));
+    }
+
     /// Writes an `x` line.
     pub fn exit(&self, target: u32, code: i64) {
         self.emit(|e, l| e.encode_exit(target, code, l));

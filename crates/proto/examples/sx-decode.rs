@@ -45,6 +45,11 @@ fn main() {
                         Kind::Stdout => out.write_all(&f.payload).unwrap(),
                         Kind::Stderr => err.write_all(&f.payload).unwrap(),
                         Kind::Ready => eprintln!("sx-decode: [{}] ready", f.target),
+                        Kind::Listening => eprintln!(
+                            "sx-decode: [{}] listening on {}",
+                            f.target,
+                            String::from_utf8_lossy(&f.payload)
+                        ),
                         Kind::Exit => {
                             let code = f.exit_code().unwrap_or(-1);
                             eprintln!("sx-decode: [{}] exit {code}", f.target);

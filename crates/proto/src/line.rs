@@ -79,16 +79,20 @@ pub enum Kind {
     Failure,
     /// `r`: the exec has been started.
     Ready,
+    /// `l`: the helper listens for the relay (payload: base64 of `IP:PORT`,
+    /// or `:PORT` for a port published on the node's own address).
+    Listening,
 }
 
 impl Kind {
     /// All kinds, in their documented order.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Stdout,
         Kind::Stderr,
         Kind::Exit,
         Kind::Failure,
         Kind::Ready,
+        Kind::Listening,
     ];
 
     /// The one-character code used on the wire.
@@ -99,6 +103,7 @@ impl Kind {
             Kind::Exit => b'x',
             Kind::Failure => b'f',
             Kind::Ready => b'r',
+            Kind::Listening => b'l',
         }
     }
 
@@ -110,13 +115,17 @@ impl Kind {
             b'x' => Some(Kind::Exit),
             b'f' => Some(Kind::Failure),
             b'r' => Some(Kind::Ready),
+            b'l' => Some(Kind::Listening),
             _ => None,
         }
     }
 
     /// Whether the payload is base64-encoded bytes (`o`, `e`, `f`).
     pub const fn carries_bytes(self) -> bool {
-        matches!(self, Kind::Stdout | Kind::Stderr | Kind::Failure)
+        matches!(
+            self,
+            Kind::Stdout | Kind::Stderr | Kind::Failure | Kind::Listening
+        )
     }
 }
 
@@ -174,7 +183,7 @@ fn write_line(kind: Kind, target: u32, seq: u64, data: &[u8], out: &mut Vec<u8>)
     match kind {
         Kind::Ready => out.push(EMPTY),
         Kind::Exit => out.extend_from_slice(data),
-        Kind::Stdout | Kind::Stderr | Kind::Failure => {
+        Kind::Stdout | Kind::Stderr | Kind::Failure | Kind::Listening => {
             let data = if data.len() > MAX_CHUNK {
                 &data[..MAX_CHUNK]
             } else {
@@ -287,6 +296,11 @@ impl Encoder {
         self.encode(Kind::Failure, target, message.as_bytes(), out);
     }
 
+    /// Appends an `l` line announcing the address the helper listens on.
+    pub fn encode_listening(&mut self, target: u32, addr: &str, out: &mut Vec<u8>) {
+        self.encode(Kind::Listening, target, addr.as_bytes(), out);
+    }
+
     /// Appends an `r` line.
     pub fn encode_ready(&mut self, target: u32, out: &mut Vec<u8>) {
         let seq = self.take_seq();
@@ -377,7 +391,7 @@ pub fn parse_line(line: &[u8]) -> Result<Decoded, LineError> {
             }
             payload.to_vec()
         }
-        Kind::Stdout | Kind::Stderr | Kind::Failure => {
+        Kind::Stdout | Kind::Stderr | Kind::Failure | Kind::Listening => {
             if payload == [EMPTY] {
                 Vec::new()
             } else if payload.is_empty() {

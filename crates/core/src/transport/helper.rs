@@ -37,44 +37,68 @@ mod embedded {
     include!(concat!(env!("OUT_DIR"), "/helpers.rs"));
 }
 
-/// One embedded helper build.
+/// One embedded static binary: `swarm-exec-helper` (logs transport) or
+/// `swarm-exec-relay` (relay transport), for one architecture.
 #[derive(Clone, Copy, Debug)]
 pub struct HelperBinary {
+    pub name: &'static str,
     pub arch: &'static str,
     pub data: &'static [u8],
     pub sha256: &'static str,
 }
 
-/// Every helper build this binary carries.
+pub const HELPER: &str = "swarm-exec-helper";
+pub const RELAY: &str = "swarm-exec-relay";
+
+/// Every binary this build carries.
 pub fn helpers() -> impl Iterator<Item = HelperBinary> {
-    embedded::HELPERS
+    embedded::BINARIES
         .iter()
-        .map(|&(arch, data, sha256)| HelperBinary { arch, data, sha256 })
+        .map(|&(name, arch, data, sha256)| HelperBinary {
+            name,
+            arch,
+            data,
+            sha256,
+        })
 }
 
-/// The helper for a node architecture as swarm reports it
-/// (`Description.Platform.Architecture`: `x86_64`, `aarch64`, …).
-pub fn helper_for(arch: &str) -> Result<HelperBinary> {
-    let arch = match arch {
+/// The architecture name the binaries use for one swarm reports
+/// (`Description.Platform.Architecture`).
+fn normalize_arch(arch: &str) -> &str {
+    match arch {
         "amd64" | "x86_64" | "" => "x86_64",
         "arm64" | "aarch64" | "arm64/v8" => "aarch64",
         other => other,
-    };
+    }
+}
+
+/// The binary `name` for a node architecture.
+pub fn binary_for(name: &str, arch: &str) -> Result<HelperBinary> {
+    let arch = normalize_arch(arch);
     helpers()
-        .find(|h| h.arch == arch)
+        .find(|h| h.name == name && h.arch == arch)
         .ok_or_else(|| Error::Unsupported {
             what: format!("a node of architecture {arch}"),
             why: format!(
-                "this swarm-exec carries helpers for {} only",
-                helpers().map(|h| h.arch).collect::<Vec<_>>().join(", ")
+                "this swarm-exec carries {name} for {} only",
+                helpers()
+                    .filter(|h| h.name == name)
+                    .map(|h| h.arch)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         })
+}
+
+/// The logs-transport helper for a node architecture.
+pub fn helper_for(arch: &str) -> Result<HelperBinary> {
+    binary_for(HELPER, arch)
 }
 
 impl HelperBinary {
     /// Content-addressed: every exec reuses it until the binary changes.
     pub fn config_name(&self) -> String {
-        format!("swarm-exec-helper-{}-{}", self.arch, &self.sha256[..16])
+        format!("{}-{}-{}", self.name, self.arch, &self.sha256[..16])
     }
 }
 
@@ -148,6 +172,9 @@ pub fn helper_args(containers: &[&str], spec: &ExecSpec, parallel: Option<usize>
     if spec.privileged {
         args.push("--privileged".into());
     }
+    if spec.detach {
+        args.push("--detach".into());
+    }
     args.push("--".into());
     args.extend(spec.cmd.iter().cloned());
     args
@@ -206,7 +233,9 @@ pub fn service_spec(
                     test: Some(vec!["NONE".into()]),
                     ..Default::default()
                 }),
-                stop_grace_period: Some(1_000_000_000),
+                // Time for the helper to end the command it started when
+                // its service is removed early (it signals the exec).
+                stop_grace_period: Some(5_000_000_000),
                 ..Default::default()
             }),
             // The helper exits with the command's code; a restart would run
@@ -406,6 +435,8 @@ pub async fn follow(
                             ready_at[t] = Some(Instant::now());
                             continue;
                         }
+                        // Only `serve` listens; not part of this transport.
+                        Kind::Listening => continue,
                         Kind::Exit => match frame.exit_code() {
                             Some(code) => Outcome::Exited(Exit { code }),
                             None => return Err(lost("an exit frame without a code".into())),
@@ -464,6 +495,14 @@ pub async fn follow(
         .into_iter()
         .map(|r| r.expect("every target resolved"))
         .collect())
+}
+
+/// Why a helper task could not start, once it is clear that it cannot
+/// (rejected, failed before running, unschedulable).
+pub async fn start_failure(engine: &Engine, service: &str) -> Result<Option<String>> {
+    Ok(helper_task_failure(engine, service)
+        .await?
+        .and_then(|f| f.error))
 }
 
 struct TaskFailure {

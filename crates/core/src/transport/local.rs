@@ -3,20 +3,23 @@
 
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::query_parameters::ResizeExecOptions;
 use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::exec::{ExecSpec, Exit};
+use crate::exec::{next_control, Control, Controls, ExecSpec, Exit};
+use crate::session::Session;
 use crate::sink::{Sink, Stream};
 use crate::target::Task;
 
 pub(crate) fn create_options(spec: &ExecSpec) -> CreateExecOptions<String> {
     CreateExecOptions {
-        attach_stdin: Some(false),
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        tty: Some(false),
+        attach_stdin: Some(spec.stdin && !spec.detach),
+        attach_stdout: Some(!spec.detach),
+        attach_stderr: Some(!spec.detach),
+        tty: Some(spec.tty),
         cmd: Some(spec.cmd.clone()),
         env: (!spec.env.is_empty()).then(|| spec.env.clone()),
         user: spec.user.clone(),
@@ -26,12 +29,15 @@ pub(crate) fn create_options(spec: &ExecSpec) -> CreateExecOptions<String> {
     }
 }
 
-/// Runs `spec` in the task's container and streams its output to `sink`.
+/// Runs `spec` in the task's container and streams its output to `sink`;
+/// `controls` carries stdin, resizes and signals for `-i`/`-t`.
 pub async fn run(
     engine: &Engine,
+    session: &Session,
     task: &Task,
     spec: &ExecSpec,
     sink: &mut impl Sink,
+    mut controls: Option<&mut Controls>,
 ) -> Result<Exit> {
     let docker = &engine.docker;
     let exec = docker
@@ -45,31 +51,56 @@ pub async fn run(
         .start_exec(
             &exec.id,
             Some(StartExecOptions {
-                detach: false,
-                tty: false,
+                detach: spec.detach,
+                tty: spec.tty,
                 output_capacity: None,
             }),
         )
         .await
         .map_err(|e| Error::docker("starting the exec", e))?;
-    let StartExecResults::Attached { mut output, input } = started else {
-        return Err(Error::docker(
-            "starting the exec",
-            bollard::errors::Error::DockerStreamError {
-                error: "the engine detached an attached exec".into(),
-            },
-        ));
+    let StartExecResults::Attached {
+        mut output,
+        mut input,
+    } = started
+    else {
+        // `-d`: started; `docker exec -d` reports success here.
+        return Ok(Exit { code: 0 });
     };
-    while let Some(item) = output.next().await {
-        let item = item.map_err(|e| Error::docker("reading the exec output", e))?;
-        let (stream, data) = match item {
-            LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                (Stream::Stdout, message)
+    let mut stdin_open = spec.stdin;
+    loop {
+        tokio::select! {
+            item = output.next() => {
+                let Some(item) = item else { break };
+                let item = item.map_err(|e| Error::docker("reading the exec output", e))?;
+                let (stream, data) = match item {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        (Stream::Stdout, message)
+                    }
+                    LogOutput::StdErr { message } => (Stream::Stderr, message),
+                    LogOutput::StdIn { .. } => continue,
+                };
+                sink.write(stream, &data).await.map_err(Error::Output)?;
             }
-            LogOutput::StdErr { message } => (Stream::Stderr, message),
-            LogOutput::StdIn { .. } => continue,
-        };
-        sink.write(stream, &data).await.map_err(Error::Output)?;
+            ctl = next_control(&mut controls) => match ctl {
+                // The command may have closed its stdin: keep reading output.
+                Control::Stdin(data) if stdin_open => {
+                    stdin_open = input.write_all(&data).await.is_ok();
+                }
+                Control::StdinEof if stdin_open => {
+                    stdin_open = false;
+                    let _ = input.shutdown().await;
+                }
+                Control::Resize { rows, cols } if spec.tty => {
+                    let _ = docker
+                        .resize_exec(&exec.id, ResizeExecOptions { h: rows.into(), w: cols.into() })
+                        .await;
+                }
+                Control::Signal(sig) => {
+                    crate::transport::relay::signal_local(engine, session, &exec.id, sig).await?;
+                }
+                _ => {}
+            },
+        }
     }
     drop(input);
     exit_code(engine, &exec.id).await

@@ -2,6 +2,7 @@
 
 pub mod helper;
 pub mod local;
+pub mod relay;
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,13 +10,18 @@ use std::str::FromStr;
 /// Which path an exec takes (`--transport`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Transport {
-    /// `local` for a task on the engine's own node, `helper` otherwise.
+    /// `local` for a task on the engine's own node; otherwise `relay`, or
+    /// `helper` when the relay cannot be set up and the session is not
+    /// interactive.
     #[default]
     Auto,
     /// Straight through the Engine API; only for tasks on the engine's node.
     Local,
     /// A one-shot helper task on the task's node; output through service logs.
     Helper,
+    /// A helper task on the task's node and a relay container on the
+    /// engine's node: duplex and encrypted (stdin, TTY).
+    Relay,
 }
 
 impl FromStr for Transport {
@@ -39,6 +45,7 @@ impl fmt::Display for Transport {
             Transport::Auto => "auto",
             Transport::Local => "local",
             Transport::Helper => "helper",
+            Transport::Relay => "relay",
         })
     }
 }

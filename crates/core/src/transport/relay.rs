@@ -1,0 +1,730 @@
+//! The relay path: a duplex, encrypted session with a task on another node.
+//!
+//! The CLI can stream only to containers on its engine's own node, so:
+//! 1. a per-session 32-byte key becomes a swarm **secret** (it travels over
+//!    swarm's mutual-TLS control plane, never in arguments, environment,
+//!    labels or logs);
+//! 2. the helper (`swarm-exec-relay serve`, from a config, in the target's
+//!    own image, the key mounted as a secret) is placed on the target's node,
+//!    listens, and announces its address through the service logs;
+//! 3. a short-lived **relay container** on the engine's own node (from a tiny
+//!    image the CLI loads through `POST /images/load`) pipes one TCP
+//!    connection to the helper to its stdin/stdout;
+//! 4. the CLI attaches to the relay and runs the `swarm-exec-channel`
+//!    handshake and `proto::frame` frames end to end with the helper: the
+//!    relay and the network see only ciphertext.
+//!
+//! The two ends meet over a host-mode port published on the target's node,
+//! dialled by the relay on the host network (the default, see [`plan`]), or
+//! over an attachable overlay network (`swarm-exec`, `--relay-link
+//! overlay`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use bollard::models::{
+    ContainerCreateBody, EndpointPortConfig, EndpointPortConfigProtocolEnum,
+    EndpointPortConfigPublishModeEnum, EndpointSpec, HostConfig, NetworkAttachmentConfig,
+    NetworkCreateRequest, NodeSpecAvailabilityEnum, SecretSpec, TaskSpecContainerSpecFile,
+    TaskSpecContainerSpecSecrets,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, ImportImageOptions, LogsOptions, WaitContainerOptions,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use swarm_exec_channel::{ClientHandshake, Key};
+use swarm_exec_proto::frame;
+use swarm_exec_proto::line::{Decoded, Kind as LineKind, LineDecoder};
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+use crate::engine::Engine;
+use crate::error::{docker_message, docker_status, Error, Result, Signal};
+use crate::exec::{next_control, Control, Controls, ExecSpec, Exit};
+use crate::session::{Session, SHARED_LABEL};
+use crate::sink::{Sink, Stream};
+use crate::target::Task;
+use crate::transport::helper::{self, binary_for, ensure_config, RELAY};
+
+/// The attachable overlay network shared by all sessions.
+pub const NETWORK: &str = "swarm-exec";
+/// The port the helper listens on inside its container.
+pub const PORT: u16 = 7070;
+/// Where the key is mounted in the helper's container.
+const KEY_FILE: &str = "/run/secrets/swarm-exec-key";
+/// How long a signalled command may take to end before the session ends anyway.
+const SIGNAL_GRACE: Duration = Duration::from_secs(3);
+
+/// How the relay reaches the helper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// Both on the `swarm-exec` overlay network.
+    Overlay,
+    /// The helper publishes its port on its node; the relay uses the host network.
+    HostPort,
+}
+
+/// The relay image for the engine's own node: loaded once, reused
+/// (`swarm-exec-relay:<sha256[..16]>`, labelled `swarm-exec.shared=image`).
+pub async fn ensure_image(engine: &Engine, arch: &str) -> Result<String> {
+    let bin = binary_for(RELAY, arch)?;
+    let name = format!("swarm-exec-relay:{}", &bin.sha256[..16]);
+    if engine.docker.inspect_image(&name).await.is_ok() {
+        return Ok(name);
+    }
+    let tarball = image_tarball(&name, bin.data, arch).map_err(|e| Error::Docker {
+        action: "building the relay image".into(),
+        why: e.to_string(),
+    })?;
+    let mut load = engine.docker.import_image(
+        ImportImageOptions {
+            quiet: true,
+            ..Default::default()
+        },
+        bollard::body_full(Bytes::from(tarball)),
+        None,
+    );
+    while let Some(item) = load.next().await {
+        let info = item.map_err(|e| Error::docker("loading the relay image", e))?;
+        if let Some(err) = info.error_detail.and_then(|d| d.message) {
+            return Err(Error::Docker {
+                action: "loading the relay image".into(),
+                why: err,
+            });
+        }
+    }
+    Ok(name)
+}
+
+/// A `docker save` tarball of a one-layer image holding the relay binary.
+fn image_tarball(name: &str, binary: &[u8], arch: &str) -> std::io::Result<Vec<u8>> {
+    fn entry(
+        tar: &mut tar::Builder<Vec<u8>>,
+        path: &str,
+        mode: u32,
+        data: &[u8],
+    ) -> std::io::Result<()> {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path)?;
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append(&h, data)
+    }
+    let mut layer = tar::Builder::new(Vec::new());
+    entry(&mut layer, "swarm-exec-relay", 0o755, binary)?;
+    let layer = layer.into_inner()?;
+    let layer_sha = hex(&Sha256::digest(&layer));
+    let docker_arch = if arch == "aarch64" { "arm64" } else { "amd64" };
+    let config = format!(
+        r#"{{"architecture":"{docker_arch}","os":"linux","config":{{"Entrypoint":["/swarm-exec-relay"],"Labels":{{"{SHARED_LABEL}":"image"}}}},"rootfs":{{"type":"layers","diff_ids":["sha256:{layer_sha}"]}}}}"#
+    );
+    let config_sha = hex(&Sha256::digest(config.as_bytes()));
+    let manifest = format!(
+        r#"[{{"Config":"{config_sha}.json","RepoTags":["{name}"],"Layers":["{layer_sha}/layer.tar"]}}]"#
+    );
+    let mut tarball = tar::Builder::new(Vec::new());
+    entry(
+        &mut tarball,
+        &format!("{layer_sha}/layer.tar"),
+        0o644,
+        &layer,
+    )?;
+    entry(
+        &mut tarball,
+        &format!("{config_sha}.json"),
+        0o644,
+        config.as_bytes(),
+    )?;
+    entry(&mut tarball, "manifest.json", 0o644, manifest.as_bytes())?;
+    tarball.into_inner()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The attachable overlay network, created on first use.
+pub async fn ensure_network(engine: &Engine) -> Result<String> {
+    let docker = &engine.docker;
+    if let Ok(n) = docker.inspect_network(NETWORK, None).await {
+        return Ok(n.id.unwrap_or_default());
+    }
+    let request = NetworkCreateRequest {
+        name: NETWORK.into(),
+        driver: Some("overlay".into()),
+        attachable: Some(true),
+        labels: Some(HashMap::from([(
+            SHARED_LABEL.to_owned(),
+            "network".to_owned(),
+        )])),
+        ..Default::default()
+    };
+    match docker.create_network(request).await {
+        Ok(created) => Ok(created.id),
+        Err(e) if docker_status(&e) == Some(409) => docker
+            .inspect_network(NETWORK, None)
+            .await
+            .map(|n| n.id.unwrap_or_default())
+            .map_err(|e| Error::docker("reading the relay network", e)),
+        Err(e) => Err(Error::docker("creating the relay network", e)),
+    }
+}
+
+/// Which link to use (`wanted`, or the default) and the engine node's
+/// architecture.
+///
+/// The default is the direct link: a port published in host mode on the
+/// target's node, dialled by a relay on the host network. It needs no
+/// overlay attachment on either node, which costs about 0.7 s per session
+/// (measured on the lab), and it is what a drained manager, the usual
+/// production setup, needs anyway: a drained node cannot attach a container
+/// to an overlay network. The overlay link serves clusters whose nodes
+/// reach each other only on the swarm ports.
+pub async fn plan(engine: &Engine, wanted: Option<Link>) -> Result<(Link, String)> {
+    let node = engine
+        .docker
+        .inspect_node(&engine.node_id)
+        .await
+        .map_err(|e| Error::docker("inspecting the engine's node", e))?;
+    let drained = node.spec.and_then(|s| s.availability) == Some(NodeSpecAvailabilityEnum::DRAIN);
+    let arch = node
+        .description
+        .and_then(|d| d.platform)
+        .and_then(|p| p.architecture)
+        .unwrap_or_default();
+    let link = wanted.unwrap_or(Link::HostPort);
+    if link == Link::Overlay && drained {
+        return Err(Error::RelayUnavailable {
+            node: "the engine's node".into(),
+            why: "it is drained, and a drained node cannot attach containers to an overlay network; use --relay-link host".into(),
+        });
+    }
+    Ok((link, arch))
+}
+
+impl std::str::FromStr for Link {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Link, String> {
+        match s {
+            "host" => Ok(Link::HostPort),
+            "overlay" => Ok(Link::Overlay),
+            other => Err(format!("unknown relay link {other:?}: use host or overlay")),
+        }
+    }
+}
+
+/// Sends `signal` to an exec on the engine's own node, through a sibling
+/// container in the host PID namespace (the Engine API cannot signal an
+/// exec): the relay image runs `swarm-exec-relay kill SIGNAL PID`.
+pub async fn signal_local(
+    engine: &Engine,
+    session: &Session,
+    exec_id: &str,
+    signal: i32,
+) -> Result<()> {
+    let docker = &engine.docker;
+    let pid = docker
+        .inspect_exec(exec_id)
+        .await
+        .map_err(|e| Error::docker("inspecting the exec", e))?
+        .pid
+        .filter(|&p| p > 0);
+    let Some(pid) = pid else {
+        return Ok(()); // It has already ended.
+    };
+    let (_, arch) = plan(engine, None).await?;
+    let image = ensure_image(engine, &arch).await?;
+    let config = ContainerCreateBody {
+        image: Some(image),
+        cmd: Some(vec!["kill".into(), signal.to_string(), pid.to_string()]),
+        user: Some("0".into()),
+        labels: Some(session.labels()),
+        host_config: Some(HostConfig {
+            pid_mode: Some("host".into()),
+            network_mode: Some("none".into()),
+            auto_remove: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let name = session.object_name();
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(name),
+                ..Default::default()
+            }),
+            config,
+        )
+        .await
+        .map_err(|e| Error::docker("creating the signal container", e))?;
+    session.track_container(&created.id);
+    docker
+        .start_container(&created.id, None)
+        .await
+        .map_err(|e| Error::docker("starting the signal container", e))?;
+    let mut wait = docker.wait_container(
+        &created.id,
+        Some(WaitContainerOptions {
+            condition: "removed".into(),
+        }),
+    );
+    let _ = wait.next().await;
+    Ok(())
+}
+
+/// Runs `spec` in `task` (on another node) over the relay.
+pub async fn run(
+    engine: &Engine,
+    session: &Session,
+    task: &Task,
+    spec: &ExecSpec,
+    link: Option<Link>,
+    sink: &mut impl Sink,
+    mut controls: Option<&mut Controls>,
+) -> Result<Exit> {
+    let docker = &engine.docker;
+    let start = Instant::now();
+    let key = Key::generate().map_err(|e| Error::Docker {
+        action: "generating the session key".into(),
+        why: e.to_string(),
+    })?;
+    let (link, local_arch) = plan(engine, link).await?;
+    let relay_bin = binary_for(RELAY, &task.arch)?;
+    let secret_name = session.object_name();
+    let secret = SecretSpec {
+        name: Some(secret_name.clone()),
+        labels: Some(session.labels()),
+        data: Some(swarm_exec_proto::base64::encode(key.as_bytes())),
+        ..Default::default()
+    };
+    // Independent setup steps run together.
+    let (secret, image, network, config) = tokio::join!(
+        docker.create_secret(secret),
+        ensure_image(engine, &local_arch),
+        async {
+            match link {
+                Link::Overlay => ensure_network(engine).await.map(Some),
+                Link::HostPort => Ok(None),
+            }
+        },
+        ensure_config(engine, &relay_bin),
+    );
+    let secret_id = secret
+        .map_err(|e| Error::docker("creating the session key secret", e))?
+        .id;
+    session.track_secret(&secret_id);
+    let unavailable = |e: Error| Error::RelayUnavailable {
+        node: task.node.clone(),
+        why: e.to_string(),
+    };
+    let (image, network, config_id) = (
+        image.map_err(unavailable)?,
+        network.map_err(unavailable)?,
+        config?,
+    );
+    tracing::debug!("relay setup in {:?}", start.elapsed());
+
+    let mut args = vec!["serve".to_owned(), "--port".into(), PORT.to_string()];
+    args.extend([
+        "--key-file".into(),
+        KEY_FILE.into(),
+        "--session".into(),
+        session.id.clone(),
+    ]);
+    if network.is_some() {
+        args.extend(["--network".into(), NETWORK.into()]);
+    }
+    if spec.stdin {
+        args.push("--interactive".into());
+    }
+    if spec.tty {
+        args.push("--tty".into());
+    }
+    // The rest is `exec`'s own command line: container, env, user, … CMD.
+    args.extend(
+        helper::helper_args(&[&task.container_id], spec, None)
+            .into_iter()
+            .skip(1),
+    );
+    let mut service = helper::service_spec(
+        session,
+        &task.node_id,
+        &task.image,
+        Some((&config_id, &relay_bin.config_name())),
+        args,
+    );
+    let template = service
+        .task_template
+        .as_mut()
+        .expect("service_spec sets a template");
+    if let Some(c) = template.container_spec.as_mut() {
+        c.secrets = Some(vec![TaskSpecContainerSpecSecrets {
+            file: Some(TaskSpecContainerSpecFile {
+                name: Some("swarm-exec-key".into()),
+                uid: Some("0".into()),
+                gid: Some("0".into()),
+                mode: Some(0o400),
+            }),
+            secret_id: Some(secret_id.clone()),
+            secret_name: Some(secret_name),
+        }]);
+    }
+    match &network {
+        Some(id) => {
+            template.networks = Some(vec![NetworkAttachmentConfig {
+                target: Some(id.clone()),
+                ..Default::default()
+            }])
+        }
+        None => {
+            service.endpoint_spec = Some(EndpointSpec {
+                ports: Some(vec![EndpointPortConfig {
+                    protocol: Some(EndpointPortConfigProtocolEnum::TCP),
+                    target_port: Some(PORT.into()),
+                    publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            })
+        }
+    }
+    // The helper and the relay start at the same time: each takes about
+    // half a second (overlay attachment), and the relay learns the helper's
+    // address on its stdin once the helper announces it.
+    let helper_side = async {
+        let created = docker
+            .create_service(service, None)
+            .await
+            .map_err(|e| Error::docker("creating the helper task", e))?;
+        let service_id = created.id.unwrap_or_default();
+        session.track_service(&service_id);
+        let announced = listening_address(engine, &service_id, &task.node).await?;
+        match announced.strip_prefix(':') {
+            // A host-mode port: the relay dials the node's own address.
+            Some(port) => Ok(format!(
+                "{}:{port}",
+                node_addr(engine, &task.node_id).await?
+            )),
+            None => Ok(announced),
+        }
+    };
+    let relay_side = start_relay(engine, session, task, image, network.is_some());
+    let (addr, relay) = tokio::join!(helper_side, relay_side);
+    let (addr, (mut output, mut input)) = (addr?, relay?);
+    tracing::debug!("helper listens on {addr} after {:?}", start.elapsed());
+    let relay_err = |why: String| Error::Helper {
+        node: task.node.clone(),
+        why,
+    };
+    input
+        .write_all(format!("{addr}\n").as_bytes())
+        .await
+        .map_err(|e| relay_err(e.to_string()))?;
+
+    // The handshake, through the relay.
+    let mut handshake = ClientHandshake::new(&key).map_err(|e| relay_err(e.to_string()))?;
+    let mut relay_stderr = Vec::new();
+    let mut wire = Vec::new();
+    let (mut channel, mut records) = loop {
+        let Some(item) = output.next().await else {
+            let why = String::from_utf8_lossy(&relay_stderr).trim().to_owned();
+            return Err(Error::RelayUnavailable {
+                node: task.node.clone(),
+                why: format!("the relay closed before the handshake: {why}"),
+            });
+        };
+        match item.map_err(|e| Error::docker("reading the relay", e))? {
+            LogOutput::StdOut { message } => {
+                wire.clear();
+                let done = handshake
+                    .push(&message, &mut wire)
+                    .map_err(|e| relay_err(format!("the helper did not authenticate: {e}")))?;
+                if !wire.is_empty() {
+                    input
+                        .write_all(&wire)
+                        .await
+                        .map_err(|e| relay_err(e.to_string()))?;
+                    input.flush().await.map_err(|e| relay_err(e.to_string()))?;
+                }
+                if let Some(established) = done {
+                    break established;
+                }
+            }
+            LogOutput::StdErr { message } => relay_stderr.extend_from_slice(&message),
+            _ => {}
+        }
+    };
+    tracing::debug!("session established after {:?}", start.elapsed());
+
+    let mut decoder = frame::Decoder::new();
+    let mut plain = Vec::new();
+    let mut sealed = Vec::new();
+    let mut stdin_open = spec.stdin;
+    let mut signalled: Option<Instant> = None;
+    let mut signal_sent: Option<Signal> = None;
+    loop {
+        let grace = async {
+            match signalled {
+                Some(at) => tokio::time::sleep_until(at + SIGNAL_GRACE).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            item = output.next() => {
+                let Some(item) = item else {
+                    return Err(relay_err("the connection to the helper closed before the exit code arrived".into()));
+                };
+                let message = match item.map_err(|e| Error::docker("reading the relay", e))? {
+                    LogOutput::StdOut { message } => message,
+                    LogOutput::StdErr { message } => {
+                        relay_stderr.extend_from_slice(&message);
+                        continue;
+                    }
+                    _ => continue,
+                };
+                records.push(&message);
+                while let Some(record) = records.next() {
+                    let record = record.map_err(|e| relay_err(format!("the session stream broke: {e}")))?;
+                    let data = channel.open(&record).map_err(|e| relay_err(format!("the session stream broke: {e}")))?;
+                    let mut input_bytes: &[u8] = &data;
+                    while let Some(f) = decoder.decode(&mut input_bytes) {
+                        let f = f.map_err(|e| relay_err(format!("bad frame: {e}")))?;
+                        match f.kind {
+                            frame::Kind::Stdout => sink.write(Stream::Stdout, &f.payload).await.map_err(Error::Output)?,
+                            frame::Kind::Stderr => sink.write(Stream::Stderr, &f.payload).await.map_err(Error::Output)?,
+                            frame::Kind::Exit => {
+                                let code = f.exit_code().unwrap_or(-1);
+                                let _ = input.shutdown().await;
+                                if let Some(signal) = signal_sent {
+                                    return Err(Error::Interrupted { signal });
+                                }
+                                return Ok(Exit { code: code.into() });
+                            }
+                            frame::Kind::Failure => {
+                                return Err(relay_err(f.failure_message().unwrap_or_default()));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            ctl = next_control(&mut controls) => {
+                plain.clear();
+                match ctl {
+                    Control::Stdin(data) if stdin_open => {
+                        let _ = frame::encode_data(frame::Kind::Stdin, 0, &data, &mut plain);
+                    }
+                    Control::StdinEof if stdin_open => {
+                        stdin_open = false;
+                        frame::encode_stdin_eof(0, &mut plain);
+                    }
+                    Control::Resize { rows, cols } if spec.tty => frame::encode_resize(0, rows, cols, &mut plain),
+                    Control::Signal(sig) => {
+                        frame::encode_signal(0, sig as u8, &mut plain);
+                        signalled.get_or_insert_with(Instant::now);
+                        signal_sent = Some(Signal::from_number(sig));
+                    }
+                    _ => continue,
+                }
+                sealed.clear();
+                channel.seal(&plain, &mut sealed);
+                input.write_all(&sealed).await.map_err(|e| relay_err(e.to_string()))?;
+                input.flush().await.map_err(|e| relay_err(e.to_string()))?;
+            }
+            _ = grace => {
+                return Err(Error::Interrupted { signal: signal_sent.unwrap_or(Signal::Interrupt) });
+            }
+        }
+    }
+}
+
+type RelayStreams = (
+    std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>>
+                + Send,
+        >,
+    >,
+    std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+);
+
+/// Starts the relay container on the engine's node and execs the pipe in
+/// it. The container itself only holds the network namespace; the pipe
+/// runs as an exec because its stream is the engine's exec stream, which
+/// carries large outputs to this client reliably (a container attach
+/// stream stalled here after about 8 MiB on engine 20.10).
+async fn start_relay(
+    engine: &Engine,
+    session: &Session,
+    task: &Task,
+    image: String,
+    overlay: bool,
+) -> Result<RelayStreams> {
+    let docker = &engine.docker;
+    let relay = ContainerCreateBody {
+        image: Some(image),
+        cmd: Some(vec!["hold".into()]),
+        labels: Some(session.labels()),
+        host_config: Some(HostConfig {
+            network_mode: Some(if overlay {
+                NETWORK.into()
+            } else {
+                "host".into()
+            }),
+            auto_remove: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let relay_id = docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(session.object_name()),
+                ..Default::default()
+            }),
+            relay,
+        )
+        .await
+        .map_err(|e| Error::docker("creating the relay container", e))?
+        .id;
+    session.track_container(&relay_id);
+    docker
+        .start_container(&relay_id, None)
+        .await
+        .map_err(|e| Error::RelayUnavailable {
+            node: task.node.clone(),
+            why: format!(
+                "starting the relay on the engine's node: {}",
+                docker_message(&e)
+            ),
+        })?;
+    let exec = docker
+        .create_exec(
+            &relay_id,
+            bollard::exec::CreateExecOptions::<String> {
+                attach_stdin: Some(true),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                tty: Some(false),
+                cmd: Some(vec!["/swarm-exec-relay".into(), "relay".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| Error::docker("starting the relay pipe", e))?;
+    match docker
+        .start_exec(&exec.id, None)
+        .await
+        .map_err(|e| Error::docker("starting the relay pipe", e))?
+    {
+        bollard::exec::StartExecResults::Attached { output, input } => Ok((output, input)),
+        bollard::exec::StartExecResults::Detached => Err(Error::Docker {
+            action: "starting the relay pipe".into(),
+            why: "the engine detached it".into(),
+        }),
+    }
+}
+
+/// Follows the helper's logs until it announces where it listens.
+async fn listening_address(engine: &Engine, service: &str, node: &str) -> Result<String> {
+    let logs = engine.docker.service_logs(
+        service,
+        Some(LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }),
+    );
+    tokio::pin!(logs);
+    let mut decoder = LineDecoder::new();
+    let mut stderr = Vec::new();
+    let started = Instant::now();
+    let mut watch = tokio::time::interval(Duration::from_millis(250));
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let fail = |why: String| Error::Helper {
+        node: node.to_owned(),
+        why,
+    };
+    loop {
+        tokio::select! {
+            item = logs.next() => {
+                let Some(item) = item else {
+                    return Err(fail("its logs ended before it listened".into()));
+                };
+                match item.map_err(|e| Error::docker("following the helper's output", e))? {
+                    LogOutput::StdOut { message } => decoder.push(&message),
+                    LogOutput::StdErr { message } => {
+                        stderr.extend_from_slice(&message);
+                        continue;
+                    }
+                    _ => continue,
+                }
+                while let Some(d) = decoder.next() {
+                    match d {
+                        Ok(Decoded::Frame(f)) if f.kind == LineKind::Listening => {
+                            return Ok(String::from_utf8_lossy(&f.payload).into_owned());
+                        }
+                        Ok(Decoded::Frame(f)) if f.kind == LineKind::Failure => {
+                            return Err(fail(f.failure_message().unwrap_or_default()));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ = watch.tick() => {
+                if let Some(why) = helper::start_failure(engine, service).await? {
+                    let detail = String::from_utf8_lossy(&stderr).trim().to_owned();
+                    return Err(fail(if detail.is_empty() { why } else { format!("{why}: {detail}") }));
+                }
+                if started.elapsed() > helper::START_TIMEOUT {
+                    return Err(fail(format!(
+                        "it did not start within {} s; is the node up? (docker node ls)",
+                        helper::START_TIMEOUT.as_secs()
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// A node's own address, as the manager sees it.
+async fn node_addr(engine: &Engine, node_id: &str) -> Result<String> {
+    engine
+        .docker
+        .inspect_node(node_id)
+        .await
+        .map_err(|e| Error::docker("inspecting the task's node", e))?
+        .status
+        .and_then(|s| s.addr)
+        .filter(|a| !a.is_empty() && a != "0.0.0.0")
+        .ok_or_else(|| Error::Docker {
+            action: "finding the task's node address".into(),
+            why: "the manager reports none".into(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tarball_has_a_manifest() {
+        let t = image_tarball("swarm-exec-relay:test", b"\x7fELF", "x86_64").unwrap();
+        let mut archive = tar::Archive::new(&t[..]);
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names.len(), 3);
+        assert!(names.contains(&"manifest.json".to_owned()));
+    }
+}
