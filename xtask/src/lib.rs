@@ -1,6 +1,7 @@
 //! Developer tasks for swarm-exec. The library half is what the integration
 //! tests use to drive the lab swarm; `main.rs` is the `cargo xtask` command.
 
+pub mod bench;
 pub mod fixture;
 pub mod image;
 pub mod lab;

@@ -55,6 +55,17 @@ enum Task {
         #[arg(long)]
         load: bool,
     },
+    /// Measure swarm-exec against docker exec and the old design on the
+    /// running lab (medians of interleaved runs; asserts nothing).
+    Bench {
+        /// Measured runs per figure, after one warm-up (at least 5).
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
+        /// Where to write the JSON (default bench-results/latest.json; the
+        /// table goes next to it as .md).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Write the bash, zsh and fish completions into DIR.
     Completions {
         #[arg(long, default_value = "dist")]
@@ -107,6 +118,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Task::Image { tag, output, load } => image(&tag, &output, load).map(|()| ExitCode::SUCCESS),
+        Task::Bench { runs, json } => {
+            xtask::bench::run(runs, json.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
         // One generator writes both; each command names what it is for.
         Task::Completions { dir } | Task::Man { dir } => {
             xtask::release::docs(&dir).map(|()| ExitCode::SUCCESS)

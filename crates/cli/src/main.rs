@@ -145,8 +145,8 @@ async fn dispatch(
             let engine = connect(docker).await?;
             let removed = session::remove_everything(&engine).await?;
             eprintln!(
-                "swarm-exec: removed {} services and {} configs",
-                removed.services, removed.configs
+                "swarm-exec: removed {} services, {} containers, {} secrets and {} configs",
+                removed.services, removed.containers, removed.secrets, removed.configs
             );
             Ok(0)
         }
@@ -297,7 +297,7 @@ async fn exec_all(
         s = &mut signals => return Err(Error::Interrupted { signal: s }),
     };
     let sweep = sweep_stale(&engine);
-    spinner.set_message(format!("starting the command in {} tasks…", tasks.len()));
+    spinner.set_message(progress::waiting_for_all(&tasks));
     let (endings, interrupted) = match config.format {
         Format::Text => {
             let printer = std::sync::Mutex::new(progress::EraseReporter::new(
@@ -344,6 +344,9 @@ fn sweep_stale(engine: &Engine) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         if let Err(e) = session::collect_stale(&engine, session::STALE_AFTER).await {
             tracing::debug!("stale-object sweep: {e}");
+        }
+        if let Err(e) = session::collect_stale_containers(&engine, session::STALE_AFTER).await {
+            tracing::debug!("stale-container sweep: {e}");
         }
     })
 }

@@ -123,6 +123,19 @@ pub fn waiting_for(engine: &Engine, task: &Task, transport: Transport) -> String
     }
 }
 
+/// What `--all` waits for before its first output.
+pub fn waiting_for_all(tasks: &[Task]) -> String {
+    let mut nodes: Vec<&str> = tasks.iter().map(|t| t.node.as_str()).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    format!(
+        "starting the command in {} on {}…",
+        plural(tasks.len(), "task"),
+        plural(nodes.len(), "node")
+    )
+}
+
 /// A sink that stops the spinner before the first output.
 pub struct Erase<'a, S> {
     inner: S,

@@ -234,6 +234,41 @@ fn docker_swarmexec_runs_in_a_worker_task() {
 }
 
 #[test]
+fn plugin_cleans_up_when_docker_is_interrupted() {
+    let _serial = serial();
+    service();
+    let config = DockerConfig::new();
+    config.install_plugin("copy");
+    // With its output not on a terminal, an interrupted docker closes the
+    // plugin's socket (DOCKER_CLI_PLUGIN_SOCKET) instead of signalling it.
+    let mut cmd = config.docker(&["swarmexec", TARGET, "sh", "-c", "echo started; sleep 60"]);
+    let mut docker = cmd
+        .env("DOCKER_HOST", lab().docker_host())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(docker.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "started\n");
+    // SAFETY: a plain kill(2) of our own child.
+    unsafe { libc::kill(docker.id() as i32, libc::SIGTERM) };
+    let start = std::time::Instant::now();
+    let out = docker.wait_with_output().unwrap();
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: out.stderr,
+        elapsed: start.elapsed(),
+    };
+    assert_eq!(r.code, 143, "{}", r.stderr_str());
+    assert_eq!(r.stderr_str(), "swarm-exec: interrupted by SIGTERM\n");
+    assert!(r.elapsed.as_secs() < 20, "took {:?}", r.elapsed);
+    assert_clean();
+}
+
+#[test]
 fn plugin_version_shows_the_helpers() {
     let _serial = serial();
     let config = DockerConfig::new();

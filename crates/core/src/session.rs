@@ -210,11 +210,65 @@ pub async fn collect_stale(engine: &Engine, max_age: Duration) -> Result<usize> 
     Ok(removed)
 }
 
+/// Removes relay and signal containers on the engine's own node left by
+/// runs that were killed: older than `max_age` and with no exec running in
+/// them (a live session's relay always has its pipe exec). Returns how many
+/// it removed.
+pub async fn collect_stale_containers(engine: &Engine, max_age: Duration) -> Result<usize> {
+    let docker = &engine.docker;
+    let containers = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(label_filter(SESSION_LABEL)),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| Error::docker("listing swarm-exec containers", e))?;
+    let cutoff = now().saturating_sub(max_age.as_secs());
+    let mut removed = 0;
+    for c in containers {
+        let id = c.id.unwrap_or_default();
+        let created: u64 = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(CREATED_LABEL))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        // Swarm task containers belong to services; those go with them.
+        let is_task = c
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key("com.docker.swarm.task.id"));
+        if created > cutoff || is_task {
+            continue;
+        }
+        let live = docker
+            .inspect_container(&id, None)
+            .await
+            .map(|i| i.exec_ids.is_some_and(|e| !e.is_empty()))
+            .unwrap_or(false);
+        if live {
+            continue;
+        }
+        tracing::info!("collecting stale container {id}");
+        let opts = bollard::query_parameters::RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        if docker.remove_container(&id, Some(opts)).await.is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// What `--cleanup` removed.
 #[derive(Debug, Default)]
 pub struct Removed {
     pub services: usize,
     pub configs: usize,
+    pub containers: usize,
+    pub secrets: usize,
 }
 
 /// Removes everything of swarm-exec's from the swarm, whatever its age:
@@ -235,6 +289,36 @@ pub async fn remove_everything(engine: &Engine) -> Result<Removed> {
             Ok(()) => removed.services += 1,
             Err(e) if docker_status(&e) == Some(404) => {}
             Err(e) => return Err(Error::docker(format!("removing service {id}"), e)),
+        }
+    }
+    let containers = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(label_filter(SESSION_LABEL)),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| Error::docker("listing swarm-exec containers", e))?;
+    for c in containers {
+        let id = c.id.unwrap_or_default();
+        let opts = bollard::query_parameters::RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        if docker.remove_container(&id, Some(opts)).await.is_ok() {
+            removed.containers += 1;
+        }
+    }
+    let secrets = docker
+        .list_secrets(Some(bollard::query_parameters::ListSecretsOptions {
+            filters: Some(label_filter(SESSION_LABEL)),
+        }))
+        .await
+        .map_err(|e| Error::docker("listing swarm-exec secrets", e))?;
+    for sec in secrets {
+        let id = sec.id.unwrap_or_default();
+        if docker.delete_secret(&id).await.is_ok() {
+            removed.secrets += 1;
         }
     }
     for label in [SESSION_LABEL, SHARED_LABEL] {

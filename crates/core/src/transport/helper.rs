@@ -416,6 +416,10 @@ pub async fn follow(
                         Err(e) => return Err(lost(e.to_string())),
                     };
                     seen_frame = true;
+                    // Lines still arriving: the log broker is catching up.
+                    if ended_at.is_some() {
+                        ended_at = Some(Instant::now());
+                    }
                     seq.check(frame.seq).map_err(|e| lost(e.to_string()))?;
                     let t = frame.target as usize;
                     if t >= targets {
@@ -463,8 +467,9 @@ pub async fn follow(
                 }
                 if let Some(at) = ended_at {
                     // The helper's task has ended; its last lines may still
-                    // be on their way through the log broker.
-                    if at.elapsed() > Duration::from_secs(5) {
+                    // be on their way through the log broker (long after,
+                    // for a large output), so only silence counts.
+                    if at.elapsed() > Duration::from_secs(10) {
                         return Err(lost("the helper ended but its exit code never arrived".into()));
                     }
                     continue;
