@@ -335,10 +335,10 @@ impl RawArgs {
         if self.any {
             return Err(Error::usage("--any", "--all already runs in every task"));
         }
-        if self.tty || self.interactive || self.detach {
+        if self.tty || self.detach {
             return Err(Error::usage(
                 "--all",
-                "-i, -t and -d go with one task; --all runs in every task at once",
+                "-t and -d go with one task; --all runs in every task at once (-i copies stdin to each)",
             ));
         }
         if self.rolling && parallel.is_some() {

@@ -330,8 +330,21 @@ async fn run_all<R: swarm_exec::fanout::Reporter>(
     printer: &std::sync::Mutex<R>,
     signals: &mut std::pin::Pin<&mut impl std::future::Future<Output = Signal>>,
 ) -> (Vec<swarm_exec::fanout::Ending>, Option<Signal>) {
-    let run =
-        swarm_exec::fanout::run_all(engine, session, tasks, &config.spec, &config.opts, printer);
+    // `-i`: stdin is copied to every task.
+    let input = config.spec.stdin.then(|| {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        terminal::forward_stdin(tx);
+        rx
+    });
+    let run = swarm_exec::fanout::run_all(
+        engine,
+        session,
+        tasks,
+        &config.spec,
+        &config.opts,
+        printer,
+        input,
+    );
     tokio::select! {
         endings = run => (endings, None),
         s = signals.as_mut() => (Vec::new(), Some(s)),

@@ -314,3 +314,34 @@ fn a_stopped_worker_fails_only_its_tasks() {
     drop(svc);
     assert_clean();
 }
+
+#[test]
+fn stdin_is_copied_to_every_task() {
+    let _serial = serial();
+    nine();
+    let input = b"hello\n".repeat(10_000);
+    let mut child = swarm_exec_cmd(&["-i", "--all", "all-nine", "wc", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&input).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = prefixed(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(lines.len(), 9);
+    assert!(lines.iter().all(|(_, l)| l.trim() == "60000"), "{lines:?}");
+    // -t makes no sense for nine tasks at once.
+    swarm_exec(&["-t", "--all", "all-nine", "sh"]).assert_error("-t and -d go with one task");
+    assert_clean();
+}

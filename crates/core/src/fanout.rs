@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::exec::{ExecSpec, Exit, Outcome};
+use crate::exec::{Control, Controls, ExecSpec, Exit, Outcome};
 use crate::session::Session;
 use crate::sink::{Sink, Stream};
 use crate::target::Task;
@@ -165,6 +165,8 @@ impl<R: Reporter> TargetSink for GroupSink<'_, '_, R> {
 
 /// Runs `spec` in every one of `tasks`. Every task gets exactly one
 /// `finished` call; the return value is each task's ending, in order.
+/// With `-i` (`spec.stdin`), `input` carries the user's stdin, and every
+/// task gets a copy.
 pub async fn run_all<R: Reporter>(
     engine: &Engine,
     session: &Session,
@@ -172,13 +174,16 @@ pub async fn run_all<R: Reporter>(
     spec: &ExecSpec,
     opts: &AllOptions,
     reporter: &Mutex<R>,
+    input: Option<Controls>,
 ) -> Vec<Ending> {
     let shared = Shared {
         reporter,
         tasks,
         endings: Mutex::new(vec![None; tasks.len()]),
     };
-    if opts.rolling {
+    if spec.stdin {
+        with_stdin(engine, session, spec, opts, &shared, input).await;
+    } else if opts.rolling {
         rolling(engine, session, spec, opts, &shared).await;
     } else {
         let local_ok = opts.run.transport != Transport::Helper;
@@ -306,6 +311,49 @@ async fn remote_group<R: Reporter>(
         // Tasks that already ended keep their ending; the rest failed.
         fail_rest(e.to_string());
     }
+}
+
+/// How many stdin chunks (of up to 64 KiB) may wait for one task: a task
+/// whose turn has not come yet (`--parallel`) holds its copy meanwhile.
+const STDIN_BACKLOG: usize = 4096;
+
+/// `-i` with `--all`: stdin is copied to every task. Each task needs its own
+/// duplex session (the one-helper-per-node path has no stdin), so tasks run
+/// one session each, at most `--parallel` at once.
+async fn with_stdin<R: Reporter>(
+    engine: &Engine,
+    session: &Session,
+    spec: &ExecSpec,
+    opts: &AllOptions,
+    shared: &Shared<'_, R>,
+    input: Option<Controls>,
+) {
+    let n = shared.tasks.len();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..n)
+        .map(|_| tokio::sync::mpsc::channel::<Control>(STDIN_BACKLOG))
+        .unzip();
+    let copy = async move {
+        if let Some(mut input) = input {
+            while let Some(ctl) = input.recv().await {
+                for tx in &senders {
+                    // A task that has ended takes no more.
+                    let _ = tx.send(ctl.clone()).await;
+                }
+            }
+        }
+    };
+    let runs = receivers.into_iter().enumerate().map(|(i, mut rx)| async move {
+        let since = Instant::now();
+        let mut sink = TaskSink { shared, task: i };
+        let task = &shared.tasks[i];
+        let run = crate::run(engine, session, task, spec, &opts.run, &mut sink, Some(&mut rx));
+        let ending = timed(opts.timeout, run).await;
+        shared.finished(i, ending, since);
+    });
+    let all = stream::iter(runs)
+        .buffer_unordered(opts.parallel.unwrap_or(n).max(1))
+        .collect::<Vec<()>>();
+    tokio::join!(copy, all);
 }
 
 async fn rolling<R: Reporter>(
