@@ -221,7 +221,7 @@ async fn exec(config: Config, docker: &context::Flags, progress: bool) -> swarm_
     };
     spinner.set_message(progress::waiting_for(&engine, &task, config.run.transport));
     // Collect what killed sessions left behind, alongside this one.
-    let sweep = sweep_stale(&engine);
+    let sweep = sweep_stale(&engine, &session);
     let (tx, mut rx) = tokio::sync::mpsc::channel(64);
     // Restored when dropped, before any message is printed.
     let raw = spec.tty.then(terminal::RawMode::enable);
@@ -296,7 +296,7 @@ async fn exec_all(
         r = work => r?,
         s = &mut signals => return Err(Error::Interrupted { signal: s }),
     };
-    let sweep = sweep_stale(&engine);
+    let sweep = sweep_stale(&engine, &session);
     spinner.set_message(progress::waiting_for_all(&tasks));
     let (endings, interrupted) = match config.format {
         Format::Text => {
@@ -352,14 +352,25 @@ async fn run_all<R: swarm_exec::fanout::Reporter>(
 }
 
 /// Starts the background sweep of what killed sessions left behind.
-fn sweep_stale(engine: &Engine) -> tokio::task::JoinHandle<()> {
+fn sweep_stale(engine: &Engine, session: &Session) -> tokio::task::JoinHandle<()> {
     let engine = engine.clone();
+    let current = session.id.clone();
     tokio::spawn(async move {
-        if let Err(e) = session::collect_stale(&engine, session::STALE_AFTER).await {
+        // SWARM_EXEC_STALE_AFTER (seconds) shortens the wait, e.g. for tests.
+        let after = std::env::var("SWARM_EXEC_STALE_AFTER")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(session::STALE_AFTER);
+        if let Err(e) = session::collect_stale(&engine, &current, after).await {
             tracing::debug!("stale-object sweep: {e}");
         }
-        if let Err(e) = session::collect_stale_containers(&engine, session::STALE_AFTER).await {
+        if let Err(e) = session::collect_stale_containers(&engine, &current, after).await {
             tracing::debug!("stale-container sweep: {e}");
+        }
+        // After the services: a secret goes once no service uses it.
+        if let Err(e) = session::collect_stale_secrets(&engine, &current, after).await {
+            tracing::debug!("stale-secret sweep: {e}");
         }
     })
 }

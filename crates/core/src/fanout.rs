@@ -342,14 +342,25 @@ async fn with_stdin<R: Reporter>(
             }
         }
     };
-    let runs = receivers.into_iter().enumerate().map(|(i, mut rx)| async move {
-        let since = Instant::now();
-        let mut sink = TaskSink { shared, task: i };
-        let task = &shared.tasks[i];
-        let run = crate::run(engine, session, task, spec, &opts.run, &mut sink, Some(&mut rx));
-        let ending = timed(opts.timeout, run).await;
-        shared.finished(i, ending, since);
-    });
+    let runs = receivers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut rx)| async move {
+            let since = Instant::now();
+            let mut sink = TaskSink { shared, task: i };
+            let task = &shared.tasks[i];
+            let run = crate::run(
+                engine,
+                session,
+                task,
+                spec,
+                &opts.run,
+                &mut sink,
+                Some(&mut rx),
+            );
+            let ending = timed(opts.timeout, run).await;
+            shared.finished(i, ending, since);
+        });
     let all = stream::iter(runs)
         .buffer_unordered(opts.parallel.unwrap_or(n).max(1))
         .collect::<Vec<()>>();

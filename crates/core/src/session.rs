@@ -160,8 +160,9 @@ fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
 }
 
 /// Removes per-session services left by runs that were killed: older than
-/// `max_age` and with no task still running. Returns how many it removed.
-pub async fn collect_stale(engine: &Engine, max_age: Duration) -> Result<usize> {
+/// `max_age`, not the `current` session's, and with no task still running.
+/// Returns how many it removed.
+pub async fn collect_stale(engine: &Engine, current: &str, max_age: Duration) -> Result<usize> {
     let docker = &engine.docker;
     let services = docker
         .list_services(Some(ListServicesOptions {
@@ -181,7 +182,13 @@ pub async fn collect_stale(engine: &Engine, max_age: Duration) -> Result<usize> 
             .and_then(|l| l.get(CREATED_LABEL))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        if created > cutoff {
+        let own = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.labels.as_ref())
+            .and_then(|l| l.get(SESSION_LABEL))
+            .is_some_and(|s| s == current);
+        if created > cutoff || own {
             continue;
         }
         let tasks = docker
@@ -210,11 +217,60 @@ pub async fn collect_stale(engine: &Engine, max_age: Duration) -> Result<usize> 
     Ok(removed)
 }
 
+/// Removes session secrets (relay keys) left by runs that were killed:
+/// older than `max_age`. A secret a live session's service still uses
+/// cannot be removed (the engine refuses), which is what keeps it.
+pub async fn collect_stale_secrets(
+    engine: &Engine,
+    current: &str,
+    max_age: Duration,
+) -> Result<usize> {
+    let docker = &engine.docker;
+    let secrets = docker
+        .list_secrets(Some(bollard::query_parameters::ListSecretsOptions {
+            filters: Some(label_filter(SESSION_LABEL)),
+        }))
+        .await
+        .map_err(|e| Error::docker("listing swarm-exec secrets", e))?;
+    let cutoff = now().saturating_sub(max_age.as_secs());
+    let mut removed = 0;
+    for sec in secrets {
+        let created: u64 = sec
+            .spec
+            .as_ref()
+            .and_then(|s| s.labels.as_ref())
+            .and_then(|l| l.get(CREATED_LABEL))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let own = sec
+            .spec
+            .as_ref()
+            .and_then(|s| s.labels.as_ref())
+            .and_then(|l| l.get(SESSION_LABEL))
+            .is_some_and(|s| s == current);
+        if created > cutoff || own {
+            continue;
+        }
+        if docker
+            .delete_secret(&sec.id.unwrap_or_default())
+            .await
+            .is_ok()
+        {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Removes relay and signal containers on the engine's own node left by
 /// runs that were killed: older than `max_age` and with no exec running in
 /// them (a live session's relay always has its pipe exec). Returns how many
 /// it removed.
-pub async fn collect_stale_containers(engine: &Engine, max_age: Duration) -> Result<usize> {
+pub async fn collect_stale_containers(
+    engine: &Engine,
+    current: &str,
+    max_age: Duration,
+) -> Result<usize> {
     let docker = &engine.docker;
     let containers = docker
         .list_containers(Some(bollard::query_parameters::ListContainersOptions {
@@ -239,7 +295,12 @@ pub async fn collect_stale_containers(engine: &Engine, max_age: Duration) -> Res
             .labels
             .as_ref()
             .is_some_and(|l| l.contains_key("com.docker.swarm.task.id"));
-        if created > cutoff || is_task {
+        let own = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SESSION_LABEL))
+            .is_some_and(|s| s == current);
+        if created > cutoff || is_task || own {
             continue;
         }
         let live = docker

@@ -27,6 +27,8 @@ use crate::sink::{Sink, EXIT_HELPER_FAILED};
 const ACCEPT_DEADLINE: Duration = Duration::from_secs(60);
 /// How long one peer may take to complete the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the helper proves it is alive while the command is quiet.
+const HEARTBEAT: Duration = Duration::from_secs(2);
 /// With a TTY, how long to wait for the initial window size before starting.
 const FIRST_RESIZE_WAIT: Duration = Duration::from_secs(2);
 
@@ -268,9 +270,8 @@ fn bridge(
                         Kind::Signal => {
                             if let Some(sig) = f.signal() {
                                 let _ = kill::signal_exec(&socket, &id, i32::from(sig), &session);
-                                let (socket, id, session, done) =
-                                    (socket.clone(), id.clone(), session.clone(), done.clone());
-                                std::thread::spawn(move || escalate(&socket, &id, &session, &done));
+                                // Inline: the session is ending anyway.
+                                escalate(&socket, &id, &session, &done);
                             }
                         }
                         _ => {}
@@ -344,12 +345,22 @@ fn pump(mut stream: UnixStream, first: &[u8], tty: bool, out: &Mutex<Out>) -> Re
     if !first.is_empty() {
         feed(first)?;
     }
+    // A heartbeat (an empty stdout frame) whenever the command is quiet for
+    // a while: a node that dies takes its end of the connection with it and
+    // sends no reset, so the CLI counts silence instead.
+    let _ = stream.set_read_timeout(Some(HEARTBEAT));
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         match stream.read(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(n) => feed(&buf[..n])?,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                send(out, |b| {
+                    let _ = frame::encode(Kind::Stdout, 0, &[], b);
+                })
+                .map_err(|e| msg("sending a heartbeat: ", &e))?;
+            }
             Err(e) => return Err(msg("reading the exec stream: ", &e)),
         }
     }

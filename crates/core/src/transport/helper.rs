@@ -565,3 +565,26 @@ async fn helper_task_failure(engine: &Engine, service: &str) -> Result<Option<Ta
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// swarmkit refuses configs of `MaxConfigSize = 500 * 1024` bytes or
+    /// more on engines before 23.0: every embedded binary must fit.
+    #[test]
+    fn every_embedded_binary_fits_the_old_config_limit() {
+        let all: Vec<HelperBinary> = helpers().collect();
+        assert_eq!(all.len(), 4, "helper and relay for x86_64 and aarch64");
+        for h in all {
+            assert!(
+                h.data.len() < 500 * 1024,
+                "{} {} is {} bytes",
+                h.name,
+                h.arch,
+                h.data.len()
+            );
+            assert!(h.data.starts_with(b"\x7fELF"));
+        }
+    }
+}

@@ -32,8 +32,9 @@ impl FromStr for Transport {
             "auto" => Ok(Transport::Auto),
             "local" => Ok(Transport::Local),
             "helper" => Ok(Transport::Helper),
+            "relay" => Ok(Transport::Relay),
             other => Err(format!(
-                "unknown transport {other:?}: use auto, local or helper"
+                "unknown transport {other:?}: use auto, local, helper or relay"
             )),
         }
     }

@@ -55,6 +55,8 @@ pub const NETWORK: &str = "swarm-exec";
 pub const PORT: u16 = 7070;
 /// Where the key is mounted in the helper's container.
 const KEY_FILE: &str = "/run/secrets/swarm-exec-key";
+/// How long the helper may stay silent (it sends a heartbeat every 2 s).
+const SILENCE_LIMIT: Duration = Duration::from_secs(15);
 /// How long a signalled command may take to end before the session ends anyway.
 const SIGNAL_GRACE: Duration = Duration::from_secs(3);
 
@@ -468,6 +470,10 @@ pub async fn run(
     let mut sealed = Vec::new();
     let mut stdin_open = spec.stdin;
     let mut signalled: Option<Instant> = None;
+    // The helper sends a heartbeat every 2 s; silence means its node or the
+    // link is gone (a dead node sends no reset).
+    let mut last_heard = Instant::now();
+    let mut liveness = tokio::time::interval(Duration::from_secs(1));
     let mut signal_sent: Option<Signal> = None;
     loop {
         let grace = async {
@@ -489,6 +495,7 @@ pub async fn run(
                     }
                     _ => continue,
                 };
+                last_heard = Instant::now();
                 records.push(&message);
                 while let Some(record) = records.next() {
                     let record = record.map_err(|e| relay_err(format!("the session stream broke: {e}")))?;
@@ -537,6 +544,14 @@ pub async fn run(
                 channel.seal(&plain, &mut sealed);
                 input.write_all(&sealed).await.map_err(|e| relay_err(e.to_string()))?;
                 input.flush().await.map_err(|e| relay_err(e.to_string()))?;
+            }
+            _ = liveness.tick() => {
+                if last_heard.elapsed() > SILENCE_LIMIT {
+                    return Err(relay_err(format!(
+                        "no word from it for {} s; the node or the network between the nodes is down",
+                        SILENCE_LIMIT.as_secs()
+                    )));
+                }
             }
             _ = grace => {
                 return Err(Error::Interrupted { signal: signal_sent.unwrap_or(Signal::Interrupt) });
