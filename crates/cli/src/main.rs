@@ -265,7 +265,7 @@ async fn exec(config: Config, docker: &context::Flags, progress: bool) -> swarm_
     };
     spinner.stop();
     drop(raw);
-    finish(&engine, &session, sweep).await;
+    finish(&engine, &session, sweep, result.is_err()).await;
     match result {
         Ok(exit) => Ok(exit.status()),
         // A closed stdout (`| head`) is not a failure of the command.
@@ -312,7 +312,7 @@ async fn exec_all(
         }
     };
     spinner.stop();
-    finish(&engine, &session, sweep).await;
+    finish(&engine, &session, sweep, interrupted.is_some()).await;
     if let Some(signal) = interrupted {
         return Err(Error::Interrupted { signal });
     }
@@ -376,16 +376,32 @@ fn sweep_stale(engine: &Engine, session: &Session) -> tokio::task::JoinHandle<()
 }
 
 /// Removes the session's objects (bounded in time) and stops the sweep.
-async fn finish(engine: &Engine, session: &Session, sweep: tokio::task::JoinHandle<()>) {
+/// Removes the session's objects (bounded in time) and stops the sweep.
+/// A failure is reported only when `quiet_failure` is false: after an
+/// error, the error line is the one message (what is left is collected by
+/// the next run, or by `swarm-exec --cleanup`).
+async fn finish(
+    engine: &Engine,
+    session: &Session,
+    sweep: tokio::task::JoinHandle<()>,
+    quiet_failure: bool,
+) {
     let cleaned = tokio::time::timeout(CLEANUP_TIMEOUT, session.cleanup(engine)).await;
     sweep.abort();
-    match cleaned {
-        Ok(Err(e)) => tracing::warn!("cleanup: {e}"),
-        Err(_) => tracing::warn!(
-            "cleanup did not finish in {} s; swarm-exec --cleanup removes what is left",
+    let problem = match cleaned {
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!(
+            "it did not finish in {} s",
             CLEANUP_TIMEOUT.as_secs()
+        )),
+        Ok(Ok(())) => None,
+    };
+    match problem {
+        Some(why) if quiet_failure => tracing::debug!("cleanup: {why}"),
+        Some(why) => tracing::warn!(
+            "cleanup: {why}; the next run, or swarm-exec --cleanup, removes what is left"
         ),
-        Ok(Ok(())) => {}
+        None => {}
     }
 }
 

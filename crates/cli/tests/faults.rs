@@ -256,3 +256,29 @@ fn twenty_concurrent_sessions() {
     drop(many);
     assert_clean();
 }
+
+#[test]
+fn manager_engine_restarted() {
+    let _serial = serial();
+    let lab = lab();
+    let child = started(&[&target_on("w1"), "sh", "-c", "echo started; sleep 60"]);
+    lab.restart_engine("m1").unwrap();
+    let (code, err) = ended(child, Duration::from_secs(60));
+    assert_eq!(code, Some(125), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    lab.wait_nodes_ready().unwrap();
+    xtask::fixture::wait_running(lab, "ft-busybox", 3).unwrap();
+    // A new session works, and its sweep collects what the broken one
+    // could not remove while the manager was away, once that has ended.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let r =
+            run(swarm_exec_cmd(&[&target_on("w2"), "sleep", "2"])
+                .env("SWARM_EXEC_STALE_AFTER", "0"));
+        assert_eq!(r.code, 0, "{}", r.stderr_str());
+        if session_services().is_empty() || Instant::now() > deadline {
+            break;
+        }
+    }
+    assert_clean();
+}

@@ -541,6 +541,30 @@ fn current(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any string parses or is refused with a usage error; never a panic,
+        /// and the pieces always come from the input.
+        #[test]
+        fn parse_never_panics(target in "\\PC{0,40}") {
+            match parse(&target) {
+                Ok(p) => {
+                    prop_assert_eq!(p.whole, target.as_str());
+                    if let Some((svc, suffix)) = p.dotted {
+                        prop_assert_eq!(format!("{svc}.{suffix}"), target.clone());
+                    }
+                }
+                Err(e) => prop_assert_eq!(e.exit_code(), 125),
+            }
+        }
+
+        #[test]
+        fn parse_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse(&text);
+        }
+    }
 
     #[test]
     fn parses_forms() {
