@@ -134,3 +134,136 @@ fn interactive_shell_in_tmux() {
     let _ = tmux(&["kill-server"]);
     assert_clean();
 }
+
+#[test]
+fn detach_returns_at_once() {
+    let _serial = serial();
+    for node in ["m1", "w1"] {
+        let t = svc().on(node);
+        let target = format!("it-busybox.{}", t.slot.unwrap());
+        let r = swarm_exec(&[
+            "-d",
+            &target,
+            "sh",
+            "-c",
+            "sleep 2; echo later > /tmp/detached",
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr_str());
+        assert!(r.stdout.is_empty());
+        // Not there yet: swarm-exec did not wait for the command.
+        let now = swarm_exec(&[&target, "cat", "/tmp/detached"]);
+        assert_ne!(now.code, 0, "the detached command had already finished");
+        wait_for("the detached command", Duration::from_secs(20), || {
+            swarm_exec(&[&target, "cat", "/tmp/detached"]).stdout == b"later\n"
+        });
+        swarm_exec(&[&target, "rm", "/tmp/detached"]);
+    }
+    assert_clean();
+}
+
+/// While a relay session runs, nothing swarm-exec created shows its key:
+/// not the service (arguments, environment, labels), not the containers,
+/// not the secret (the API never returns a secret's data).
+#[test]
+fn no_key_in_any_inspect_output() {
+    let _serial = serial();
+    let mut child = swarm_exec_cmd(&[
+        "-i",
+        &worker_target(),
+        "sh",
+        "-c",
+        "echo started; cat >/dev/null",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut buf = [0u8; 8];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut buf).unwrap();
+    let lab = lab();
+    let label = "label=swarm-exec.session";
+    let mut dumps = Vec::new();
+    for id in lab
+        .docker("m1", &["service", "ls", "-q", "--filter", label])
+        .unwrap()
+        .lines()
+    {
+        dumps.push(lab.docker("m1", &["service", "inspect", id]).unwrap());
+    }
+    for id in lab
+        .docker("m1", &["secret", "ls", "-q", "--filter", label])
+        .unwrap()
+        .lines()
+    {
+        let secret = lab.docker("m1", &["secret", "inspect", id]).unwrap();
+        assert!(!secret.contains("\"Data\""), "{secret}");
+        dumps.push(secret);
+    }
+    for node in ["m1", "w1"] {
+        for id in lab
+            .docker(node, &["ps", "-q", "--filter", label])
+            .unwrap()
+            .lines()
+        {
+            dumps.push(lab.docker(node, &["inspect", id]).unwrap());
+        }
+    }
+    assert!(
+        dumps.len() >= 4,
+        "service, secret, helper and relay containers: {}",
+        dumps.len()
+    );
+    // A 32-byte key in base64 is a 44-character token ending in `=`.
+    for dump in &dumps {
+        let tokens = dump.split(|c: char| !(c.is_ascii_alphanumeric() || "+/=".contains(c)));
+        for t in tokens {
+            let looks_like_key =
+                t.len() == 44 && t.ends_with('=') && t.chars().any(|c| c.is_ascii_digit());
+            assert!(!looks_like_key, "a key-like token {t} in:\n{dump}");
+        }
+    }
+    drop(child.stdin.take());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_clean();
+}
+
+/// The usual production setup: the manager is drained. A drained node
+/// cannot attach containers to an overlay network, and the default relay
+/// link needs none.
+#[test]
+fn drained_manager() {
+    let _serial = serial();
+    let lab = lab();
+    svc();
+    lab.drain("m1").unwrap();
+    struct Activate;
+    impl Drop for Activate {
+        fn drop(&mut self) {
+            let _ = support::lab().set_availability("m1", "active");
+        }
+    }
+    let _activate = Activate;
+    let tasks = xtask::fixture::wait_running(lab, "it-busybox", 3).unwrap();
+    let t = tasks.iter().find(|t| t.node != "m1").unwrap();
+    let target = format!("it-busybox.{}", t.slot.unwrap());
+    let mut child = swarm_exec_cmd(&["-i", &target, "sh", "-c", "cat; echo $((6*7))"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, b"piped\n42\n");
+    // The overlay link is refused there, with the reason and what to do.
+    let r = swarm_exec(&[
+        "--transport",
+        "relay",
+        "--relay-link",
+        "overlay",
+        &target,
+        "true",
+    ]);
+    r.assert_error("drained");
+    assert_clean();
+}
