@@ -155,6 +155,20 @@ impl Default for Session {
     }
 }
 
+/// Whether an object with these labels belongs to a session other than
+/// `current` that was created at or before `cutoff` (unix seconds).
+fn is_stale(labels: Option<&HashMap<String, String>>, current: &str, cutoff: u64) -> bool {
+    let Some(labels) = labels else {
+        return false;
+    };
+    let created: u64 = labels
+        .get(CREATED_LABEL)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let own = labels.get(SESSION_LABEL).is_some_and(|s| s == current);
+    created <= cutoff && !own
+}
+
 fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_owned(), vec![label.to_owned()])])
 }
@@ -175,20 +189,8 @@ pub async fn collect_stale(engine: &Engine, current: &str, max_age: Duration) ->
     let mut removed = 0;
     for service in services {
         let id = service.id.clone().unwrap_or_default();
-        let created: u64 = service
-            .spec
-            .as_ref()
-            .and_then(|s| s.labels.as_ref())
-            .and_then(|l| l.get(CREATED_LABEL))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let own = service
-            .spec
-            .as_ref()
-            .and_then(|s| s.labels.as_ref())
-            .and_then(|l| l.get(SESSION_LABEL))
-            .is_some_and(|s| s == current);
-        if created > cutoff || own {
+        let labels = service.spec.as_ref().and_then(|s| s.labels.as_ref());
+        if !is_stale(labels, current, cutoff) {
             continue;
         }
         let tasks = docker
@@ -235,20 +237,11 @@ pub async fn collect_stale_secrets(
     let cutoff = now().saturating_sub(max_age.as_secs());
     let mut removed = 0;
     for sec in secrets {
-        let created: u64 = sec
-            .spec
-            .as_ref()
-            .and_then(|s| s.labels.as_ref())
-            .and_then(|l| l.get(CREATED_LABEL))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let own = sec
-            .spec
-            .as_ref()
-            .and_then(|s| s.labels.as_ref())
-            .and_then(|l| l.get(SESSION_LABEL))
-            .is_some_and(|s| s == current);
-        if created > cutoff || own {
+        if !is_stale(
+            sec.spec.as_ref().and_then(|s| s.labels.as_ref()),
+            current,
+            cutoff,
+        ) {
             continue;
         }
         if docker
@@ -284,23 +277,12 @@ pub async fn collect_stale_containers(
     let mut removed = 0;
     for c in containers {
         let id = c.id.unwrap_or_default();
-        let created: u64 = c
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(CREATED_LABEL))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
         // Swarm task containers belong to services; those go with them.
         let is_task = c
             .labels
             .as_ref()
             .is_some_and(|l| l.contains_key("com.docker.swarm.task.id"));
-        let own = c
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(SESSION_LABEL))
-            .is_some_and(|s| s == current);
-        if created > cutoff || is_task || own {
+        if is_task || !is_stale(c.labels.as_ref(), current, cutoff) {
             continue;
         }
         let live = docker
@@ -400,4 +382,23 @@ pub async fn remove_everything(engine: &Engine) -> Result<Removed> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod stale_tests {
+    use super::*;
+
+    #[test]
+    fn staleness() {
+        let labels = |session: &str, created: &str| {
+            HashMap::from([
+                (SESSION_LABEL.to_owned(), session.to_owned()),
+                (CREATED_LABEL.to_owned(), created.to_owned()),
+            ])
+        };
+        assert!(is_stale(Some(&labels("a", "100")), "b", 100));
+        assert!(!is_stale(Some(&labels("a", "101")), "b", 100), "too young");
+        assert!(!is_stale(Some(&labels("b", "1")), "b", 100), "our own");
+        assert!(!is_stale(None, "b", 100));
+    }
 }
