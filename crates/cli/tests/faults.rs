@@ -7,18 +7,18 @@ mod support;
 
 use std::io::Read;
 use std::process::{Child, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use support::*;
 
-fn svc() -> &'static Service {
-    static S: OnceLock<Service> = OnceLock::new();
-    S.get_or_init(|| deploy("ft-busybox", "busybox", 3, &[]))
+/// One task on each swarm node, deployed afresh for every test: the faults
+/// move and replace tasks.
+fn fixture() -> Service {
+    deploy("ft-busybox", "busybox", 3, &[])
 }
 
-fn target_on(node: &str) -> String {
-    format!("ft-busybox.{}", svc().on(node).slot.unwrap())
+fn target_on(svc: &Service, node: &str) -> String {
+    format!("ft-busybox.{}", svc.on(node).slot.unwrap())
 }
 
 /// Starts swarm-exec running `sh -c 'echo started; …'` and waits until the
@@ -69,9 +69,10 @@ fn ended(mut child: Child, within: Duration) -> (Option<i32>, String) {
 #[test]
 fn target_task_killed() {
     let _serial = serial();
+    let svc = fixture();
     for node in ["m1", "w1"] {
-        let task = svc().on(node).clone();
-        let child = started(&[&target_on(node), "sh", "-c", "echo started; sleep 60"]);
+        let task = svc.on(node).clone();
+        let child = started(&[&target_on(&svc, node), "sh", "-c", "echo started; sleep 60"]);
         lab()
             .docker(&task.node, &["kill", &task.container])
             .unwrap();
@@ -91,9 +92,10 @@ fn target_task_killed() {
 #[test]
 fn worker_engine_stopped() {
     let _serial = serial();
+    let svc = fixture();
     let lab = lab();
-    let child = started(&[&target_on("w2"), "sh", "-c", "echo started; sleep 60"]);
-    let other = target_on("w1");
+    let child = started(&[&target_on(&svc, "w2"), "sh", "-c", "echo started; sleep 60"]);
+    let other = target_on(&svc, "w1");
     lab.stop_engine("w2").unwrap();
     // Whatever happens, w2 comes back for the tests that follow.
     struct Restart;
@@ -125,9 +127,10 @@ fn worker_engine_stopped() {
 #[test]
 fn worker_partitioned_and_healed() {
     let _serial = serial();
+    let svc = fixture();
     let lab = lab();
     let child = started(&[
-        &target_on("w1"),
+        &target_on(&svc, "w1"),
         "sh",
         "-c",
         "echo started; sleep 4; echo done",
@@ -152,9 +155,10 @@ fn worker_partitioned_and_healed() {
 #[test]
 fn registry_stopped() {
     let _serial = serial();
+    let svc = fixture();
     let lab = lab();
     lab.stop_registry().unwrap();
-    let r = swarm_exec(&[&target_on("w1"), "echo", "no pull needed"]);
+    let r = swarm_exec(&[&target_on(&svc, "w1"), "echo", "no pull needed"]);
     lab.start_registry_again().unwrap();
     assert_eq!(
         (r.code, r.stdout_str()),
@@ -168,8 +172,9 @@ fn registry_stopped() {
 #[test]
 fn sigterm_ends_the_session() {
     let _serial = serial();
+    let svc = fixture();
     for node in ["m1", "w1"] {
-        let child = started(&[&target_on(node), "sh", "-c", "echo started; sleep 60"]);
+        let child = started(&[&target_on(&svc, node), "sh", "-c", "echo started; sleep 60"]);
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         let (code, err) = ended(child, Duration::from_secs(20));
@@ -182,11 +187,12 @@ fn sigterm_ends_the_session() {
 #[test]
 fn sigkill_leftovers_are_collected_by_the_next_run() {
     let _serial = serial();
+    let svc = fixture();
     for transport in ["relay", "helper"] {
         let mut child = started(&[
             "--transport",
             transport,
-            &target_on("w1"),
+            &target_on(&svc, "w1"),
             "sh",
             "-c",
             "echo started; sleep 3",
@@ -200,9 +206,8 @@ fn sigkill_leftovers_are_collected_by_the_next_run() {
         // Once the killed session's command has ended, any later run collects
         // what it left (immediately here; after two minutes by default).
         std::thread::sleep(Duration::from_secs(5));
-        let r =
-            run(swarm_exec_cmd(&[&target_on("w2"), "sleep", "2"])
-                .env("SWARM_EXEC_STALE_AFTER", "0"));
+        let r = run(swarm_exec_cmd(&[&target_on(&svc, "w2"), "sleep", "2"])
+            .env("SWARM_EXEC_STALE_AFTER", "0"));
         assert_eq!(r.code, 0, "{}", r.stderr_str());
         assert_clean();
     }
@@ -211,7 +216,8 @@ fn sigkill_leftovers_are_collected_by_the_next_run() {
 #[test]
 fn two_sessions_on_one_task() {
     let _serial = serial();
-    let target = target_on("w1");
+    let svc = fixture();
+    let target = target_on(&svc, "w1");
     let a = swarm_exec_cmd(&[&target, "sh", "-c", "sleep 1; echo a"])
         .stdout(Stdio::piped())
         .spawn()
@@ -260,8 +266,9 @@ fn twenty_concurrent_sessions() {
 #[test]
 fn manager_engine_restarted() {
     let _serial = serial();
+    let svc = fixture();
     let lab = lab();
-    let child = started(&[&target_on("w1"), "sh", "-c", "echo started; sleep 60"]);
+    let child = started(&[&target_on(&svc, "w1"), "sh", "-c", "echo started; sleep 60"]);
     lab.restart_engine("m1").unwrap();
     let (code, err) = ended(child, Duration::from_secs(60));
     assert_eq!(code, Some(125), "{err}");
@@ -272,9 +279,8 @@ fn manager_engine_restarted() {
     // could not remove while the manager was away, once that has ended.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let r =
-            run(swarm_exec_cmd(&[&target_on("w2"), "sleep", "2"])
-                .env("SWARM_EXEC_STALE_AFTER", "0"));
+        let r = run(swarm_exec_cmd(&[&target_on(&svc, "w2"), "sleep", "2"])
+            .env("SWARM_EXEC_STALE_AFTER", "0"));
         assert_eq!(r.code, 0, "{}", r.stderr_str());
         if session_services().is_empty() || Instant::now() > deadline {
             break;
