@@ -169,6 +169,42 @@ fn is_stale(labels: Option<&HashMap<String, String>>, current: &str, cutoff: u64
     created <= cutoff && !own
 }
 
+/// Every service labelled with a session.
+async fn session_services(engine: &Engine) -> Result<Vec<bollard::models::Service>> {
+    engine
+        .docker
+        .list_services(Some(ListServicesOptions {
+            filters: Some(label_filter(SESSION_LABEL)),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| Error::docker("listing swarm-exec services", e))
+}
+
+/// Every container on the engine's own node labelled with a session.
+async fn session_containers(engine: &Engine) -> Result<Vec<bollard::models::ContainerSummary>> {
+    engine
+        .docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(label_filter(SESSION_LABEL)),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| Error::docker("listing swarm-exec containers", e))
+}
+
+/// Every secret (relay key) labelled with a session.
+async fn session_secrets(engine: &Engine) -> Result<Vec<bollard::models::Secret>> {
+    engine
+        .docker
+        .list_secrets(Some(bollard::query_parameters::ListSecretsOptions {
+            filters: Some(label_filter(SESSION_LABEL)),
+        }))
+        .await
+        .map_err(|e| Error::docker("listing swarm-exec secrets", e))
+}
+
 fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_owned(), vec![label.to_owned()])])
 }
@@ -178,13 +214,7 @@ fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
 /// Returns how many it removed.
 pub async fn collect_stale(engine: &Engine, current: &str, max_age: Duration) -> Result<usize> {
     let docker = &engine.docker;
-    let services = docker
-        .list_services(Some(ListServicesOptions {
-            filters: Some(label_filter(SESSION_LABEL)),
-            ..Default::default()
-        }))
-        .await
-        .map_err(|e| Error::docker("listing swarm-exec services", e))?;
+    let services = session_services(engine).await?;
     let cutoff = now().saturating_sub(max_age.as_secs());
     let mut removed = 0;
     for service in services {
@@ -228,12 +258,7 @@ pub async fn collect_stale_secrets(
     max_age: Duration,
 ) -> Result<usize> {
     let docker = &engine.docker;
-    let secrets = docker
-        .list_secrets(Some(bollard::query_parameters::ListSecretsOptions {
-            filters: Some(label_filter(SESSION_LABEL)),
-        }))
-        .await
-        .map_err(|e| Error::docker("listing swarm-exec secrets", e))?;
+    let secrets = session_secrets(engine).await?;
     let cutoff = now().saturating_sub(max_age.as_secs());
     let mut removed = 0;
     for sec in secrets {
@@ -265,14 +290,7 @@ pub async fn collect_stale_containers(
     max_age: Duration,
 ) -> Result<usize> {
     let docker = &engine.docker;
-    let containers = docker
-        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
-            all: true,
-            filters: Some(label_filter(SESSION_LABEL)),
-            ..Default::default()
-        }))
-        .await
-        .map_err(|e| Error::docker("listing swarm-exec containers", e))?;
+    let containers = session_containers(engine).await?;
     let cutoff = now().saturating_sub(max_age.as_secs());
     let mut removed = 0;
     for c in containers {
@@ -319,13 +337,7 @@ pub struct Removed {
 pub async fn remove_everything(engine: &Engine) -> Result<Removed> {
     let docker = &engine.docker;
     let mut removed = Removed::default();
-    let services = docker
-        .list_services(Some(ListServicesOptions {
-            filters: Some(label_filter(SESSION_LABEL)),
-            ..Default::default()
-        }))
-        .await
-        .map_err(|e| Error::docker("listing swarm-exec services", e))?;
+    let services = session_services(engine).await?;
     for s in services {
         let id = s.id.unwrap_or_default();
         match docker.delete_service(&id).await {
@@ -334,14 +346,7 @@ pub async fn remove_everything(engine: &Engine) -> Result<Removed> {
             Err(e) => return Err(Error::docker(format!("removing service {id}"), e)),
         }
     }
-    let containers = docker
-        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
-            all: true,
-            filters: Some(label_filter(SESSION_LABEL)),
-            ..Default::default()
-        }))
-        .await
-        .map_err(|e| Error::docker("listing swarm-exec containers", e))?;
+    let containers = session_containers(engine).await?;
     for c in containers {
         let id = c.id.unwrap_or_default();
         let opts = bollard::query_parameters::RemoveContainerOptions {
@@ -352,12 +357,7 @@ pub async fn remove_everything(engine: &Engine) -> Result<Removed> {
             removed.containers += 1;
         }
     }
-    let secrets = docker
-        .list_secrets(Some(bollard::query_parameters::ListSecretsOptions {
-            filters: Some(label_filter(SESSION_LABEL)),
-        }))
-        .await
-        .map_err(|e| Error::docker("listing swarm-exec secrets", e))?;
+    let secrets = session_secrets(engine).await?;
     for sec in secrets {
         let id = sec.id.unwrap_or_default();
         if docker.delete_secret(&id).await.is_ok() {
