@@ -453,7 +453,25 @@ impl Lab {
     }
 
     pub fn heal(&self, name: &str) -> Result<()> {
-        run(Command::new("ip").args(["link", "set", &self.node(name).veth(), "up"]))?;
+        let node = self.node(name);
+        run(Command::new("ip").args(["link", "set", &node.veth(), "up"]))?;
+        // While cut off, the node's ARP requests (and everyone's for it) went
+        // unanswered: those neighbour entries sit INCOMPLETE or FAILED, and
+        // the kernel's next probe can be a second away, so the first packets
+        // after healing would wait for it. Forget them; the next packet then
+        // resolves at once over the healed link.
+        run(Command::new("ip").args(["-n", &node.netns(), "neigh", "flush", "all"]))?;
+        run(Command::new("ip").args(["neigh", "flush", "to", &node.addr]))?;
+        for other in self.nodes.iter().filter(|n| n.name != name) {
+            run(Command::new("ip").args([
+                "-n",
+                &other.netns(),
+                "neigh",
+                "flush",
+                "to",
+                &node.addr,
+            ]))?;
+        }
         Ok(())
     }
 
@@ -559,8 +577,12 @@ impl Lab {
             Ok(())
         })?;
         // A label per node lets tests spread replicas with
-        // `--placement-pref spread=node.labels.lab.node`.
+        // `--placement-pref spread=node.labels.lab.node`. The node is named by
+        // its ID: the manager creates the node object before `swarm join`
+        // returns, but learns the hostname only when the node's first
+        // session reports it, a moment later.
         for n in self.swarm_nodes() {
+            let id = self.docker(&n.name, &["info", "--format", "{{.Swarm.NodeID}}"])?;
             self.docker(
                 &m1.name,
                 &[
@@ -568,7 +590,7 @@ impl Lab {
                     "update",
                     "--label-add",
                     &format!("lab.node={}", n.name),
-                    &n.name,
+                    id.trim(),
                 ],
             )?;
         }
