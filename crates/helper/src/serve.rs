@@ -29,6 +29,8 @@ const ACCEPT_DEADLINE: Duration = Duration::from_secs(60);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the helper proves it is alive while the command is quiet.
 const HEARTBEAT: Duration = Duration::from_secs(2);
+/// The most one read of the exec stream takes (one record's worth).
+const READ_CHUNK: usize = swarm_exec_channel::MAX_PLAINTEXT - 64;
 /// With a TTY, how long to wait for the initial window size before starting.
 const FIRST_RESIZE_WAIT: Duration = Duration::from_secs(2);
 
@@ -49,24 +51,39 @@ pub struct ServeConfig {
 struct Out {
     sealer: Sealer,
     conn: TcpStream,
-    buf: Vec<u8>,
+    /// Frames to send, then the records that carry them: both reused, so
+    /// the output path allocates nothing per chunk.
+    plain: Vec<u8>,
+    sealed: Vec<u8>,
 }
 
-impl Out {
-    fn frame(&mut self, encode: impl FnOnce(&mut Vec<u8>)) -> std::io::Result<()> {
-        self.buf.clear();
-        encode(&mut self.buf);
-        let Out { sealer, conn, buf } = self;
-        sealer.write_all(conn, buf)
-    }
-}
-
-fn send(out: &Mutex<Out>, encode: impl FnOnce(&mut Vec<u8>)) -> std::io::Result<()> {
+/// Encodes frames with `encode` and sends them sealed, in one write.
+fn send_with(
+    out: &Mutex<Out>,
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+) -> Result<(), String> {
     let mut g = match out.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
     };
-    g.frame(encode)
+    let Out {
+        sealer,
+        conn,
+        plain,
+        sealed,
+    } = &mut *g;
+    plain.clear();
+    encode(plain)?;
+    sealed.clear();
+    sealer.seal(plain, sealed);
+    conn.write_all(sealed).map_err(|e| e.to_string())
+}
+
+fn send(out: &Mutex<Out>, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(), String> {
+    send_with(out, |b| {
+        encode(b);
+        Ok(())
+    })
 }
 
 /// `what` followed by an error's text, without `format!` (size matters here).
@@ -132,7 +149,8 @@ fn serve<W: Write>(cfg: &ServeConfig, logs: &Sink<W>) -> Result<i32, String> {
     let out = Arc::new(Mutex::new(Out {
         sealer,
         conn: conn.try_clone().map_err(|e| e.to_string())?,
-        buf: Vec::with_capacity(64 * 1024),
+        plain: Vec::with_capacity(READ_CHUNK + 64),
+        sealed: Vec::with_capacity(READ_CHUNK + 128),
     }));
     let mut control = None;
     let result = bridge(cfg, conn, opener, &out, &mut control);
@@ -321,26 +339,29 @@ fn escalate(socket: &Path, id: &str, session: &str, done: &AtomicBool) {
 }
 
 /// Streams the exec's output to the peer as frames.
+///
+/// Everything one read returns goes out as one record in one write,
+/// however many stream frames it holds: per-chunk costs (a seal, a TCP
+/// send, and on the far side a wake-up and a write) dominate at speed.
 fn pump(mut stream: UnixStream, first: &[u8], tty: bool, out: &Mutex<Out>) -> Result<(), String> {
     let mut demux = Demux::new();
-    let mut forward = |s: Stream, piece: &[u8]| -> Result<(), String> {
-        let kind = match s {
-            Stream::Stdout => Kind::Stdout,
-            Stream::Stderr => Kind::Stderr,
-            Stream::SystemErr => Kind::Failure,
-        };
-        send(out, |b| {
-            let _ = frame::encode_data(kind, 0, piece, b);
-        })
-        .map_err(|e| msg("sending output: ", &e))
-    };
     let bad = || String::from("unexpected data in the exec stream (not a multiplexed stream)");
     let mut feed = |data: &[u8]| -> Result<(), String> {
-        if tty {
-            forward(Stream::Stdout, data)
-        } else {
-            demux.feed(data, &mut forward, bad)
-        }
+        send_with(out, |b| {
+            if tty {
+                return frame::encode_data(Kind::Stdout, 0, data, b).map_err(|e| e.to_string());
+            }
+            let forward = |s: Stream, piece: &[u8]| {
+                let kind = match s {
+                    Stream::Stdout => Kind::Stdout,
+                    Stream::Stderr => Kind::Stderr,
+                    Stream::SystemErr => Kind::Failure,
+                };
+                frame::encode_data(kind, 0, piece, b).map_err(|e| e.to_string())
+            };
+            demux.feed(data, forward, bad)
+        })
+        .map_err(|e| msg("sending output: ", &e))
     };
     if !first.is_empty() {
         feed(first)?;
@@ -349,7 +370,7 @@ fn pump(mut stream: UnixStream, first: &[u8], tty: bool, out: &Mutex<Out>) -> Re
     // a while: a node that dies takes its end of the connection with it and
     // sends no reset, so the CLI counts silence instead.
     let _ = stream.set_read_timeout(Some(HEARTBEAT));
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; READ_CHUNK];
     loop {
         match stream.read(&mut buf) {
             Ok(0) => return Ok(()),

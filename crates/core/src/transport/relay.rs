@@ -33,7 +33,7 @@ use bollard::query_parameters::{
     CreateContainerOptions, ImportImageOptions, LogsOptions, WaitContainerOptions,
 };
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 use swarm_exec_channel::{ClientHandshake, Key};
 use swarm_exec_proto::frame;
@@ -466,6 +466,7 @@ pub async fn run(
     tracing::debug!("session established after {:?}", start.elapsed());
 
     let mut decoder = frame::Decoder::new();
+    let mut pending = Pending::default();
     let mut plain = Vec::new();
     let mut sealed = Vec::new();
     let mut stdin_open = spec.stdin;
@@ -484,29 +485,43 @@ pub async fn run(
         };
         tokio::select! {
             item = output.next() => {
-                let Some(item) = item else {
-                    return Err(relay_err("the connection to the helper closed before the exit code arrived".into()));
-                };
-                let message = match item.map_err(|e| Error::docker("reading the relay", e))? {
-                    LogOutput::StdOut { message } => message,
-                    LogOutput::StdErr { message } => {
-                        relay_stderr.extend_from_slice(&message);
-                        continue;
+                // Take whatever else the relay has already delivered, up to
+                // a batch: one sink write per batch and stream, not per
+                // chunk, is what keeps up with a fast command.
+                let mut item = item;
+                let mut ended = false;
+                loop {
+                    match item {
+                        None => {
+                            ended = true;
+                            break;
+                        }
+                        Some(it) => match it.map_err(|e| Error::docker("reading the relay", e))? {
+                            LogOutput::StdOut { message } => records.push(&message),
+                            LogOutput::StdErr { message } => relay_stderr.extend_from_slice(&message),
+                            _ => {}
+                        },
                     }
-                    _ => continue,
-                };
+                    if records.buffered() >= BATCH {
+                        break;
+                    }
+                    match output.next().now_or_never() {
+                        Some(next) => item = next,
+                        None => break,
+                    }
+                }
                 last_heard = Instant::now();
-                records.push(&message);
+                let broke = |e: swarm_exec_channel::Error| relay_err(format!("the session stream broke: {e}"));
                 while let Some(record) = records.next() {
-                    let record = record.map_err(|e| relay_err(format!("the session stream broke: {e}")))?;
-                    let data = channel.open(&record).map_err(|e| relay_err(format!("the session stream broke: {e}")))?;
+                    let data = channel.open(&record.map_err(broke)?).map_err(broke)?;
                     let mut input_bytes: &[u8] = &data;
                     while let Some(f) = decoder.decode(&mut input_bytes) {
                         let f = f.map_err(|e| relay_err(format!("bad frame: {e}")))?;
                         match f.kind {
-                            frame::Kind::Stdout => sink.write(Stream::Stdout, &f.payload).await.map_err(Error::Output)?,
-                            frame::Kind::Stderr => sink.write(Stream::Stderr, &f.payload).await.map_err(Error::Output)?,
+                            frame::Kind::Stdout => pending.push(Stream::Stdout, &f.payload, sink).await?,
+                            frame::Kind::Stderr => pending.push(Stream::Stderr, &f.payload, sink).await?,
                             frame::Kind::Exit => {
+                                pending.flush(sink).await?;
                                 let code = f.exit_code().unwrap_or(-1);
                                 let _ = input.shutdown().await;
                                 if let Some(signal) = signal_sent {
@@ -515,11 +530,16 @@ pub async fn run(
                                 return Ok(Exit { code: code.into() });
                             }
                             frame::Kind::Failure => {
+                                pending.flush(sink).await?;
                                 return Err(relay_err(f.failure_message().unwrap_or_default()));
                             }
                             _ => {}
                         }
                     }
+                }
+                pending.flush(sink).await?;
+                if ended {
+                    return Err(relay_err("the connection to the helper closed before the exit code arrived".into()));
                 }
             }
             ctl = next_control(&mut controls) => {
@@ -557,6 +577,40 @@ pub async fn run(
                 return Err(Error::Interrupted { signal: signal_sent.unwrap_or(Signal::Interrupt) });
             }
         }
+    }
+}
+
+/// How much received output is gathered before it is written out.
+const BATCH: usize = 256 * 1024;
+
+/// Output gathered for the sink: consecutive pieces of one stream become
+/// one write.
+#[derive(Default)]
+struct Pending {
+    stream: Option<Stream>,
+    data: Vec<u8>,
+}
+
+impl Pending {
+    async fn push(&mut self, stream: Stream, piece: &[u8], sink: &mut impl Sink) -> Result<()> {
+        if self.stream != Some(stream) {
+            self.flush(sink).await?;
+            self.stream = Some(stream);
+        }
+        self.data.extend_from_slice(piece);
+        Ok(())
+    }
+
+    async fn flush(&mut self, sink: &mut impl Sink) -> Result<()> {
+        if let Some(stream) = self.stream.take() {
+            if !self.data.is_empty() {
+                sink.write(stream, &self.data)
+                    .await
+                    .map_err(Error::Output)?;
+            }
+            self.data.clear();
+        }
+        Ok(())
     }
 }
 
