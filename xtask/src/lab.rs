@@ -475,6 +475,21 @@ impl Lab {
         Ok(())
     }
 
+    /// Stops this machine (where the CLI and the tests run) from opening TCP
+    /// connections to a node, as a firewall between an operator's machine
+    /// and the workers does: the attempts go unanswered. The nodes still
+    /// reach each other, and the engines' sockets are unaffected.
+    pub fn wall_off(&self, name: &str) -> Result<()> {
+        run(Command::new("iptables").args(wall_rule("-I", &self.node(name).addr)))?;
+        Ok(())
+    }
+
+    /// Undoes [`Lab::wall_off`].
+    pub fn unwall(&self, name: &str) -> Result<()> {
+        run(Command::new("iptables").args(wall_rule("-D", &self.node(name).addr)))?;
+        Ok(())
+    }
+
     /// Sets a node's availability (`active`, `pause` or `drain`) through the manager.
     pub fn set_availability(&self, name: &str, availability: &str) -> Result<()> {
         self.docker(
@@ -684,6 +699,37 @@ fn iptables_rule(op: &str) -> Vec<&str> {
     ]
 }
 
+fn wall_rule<'a>(op: &'a str, addr: &'a str) -> Vec<&'a str> {
+    vec![
+        op,
+        "OUTPUT",
+        "-d",
+        addr,
+        "-p",
+        "tcp",
+        "--syn",
+        "-m",
+        "comment",
+        "--comment",
+        IPTABLES_COMMENT,
+        "-j",
+        "DROP",
+    ]
+}
+
+/// The lab's rules in the OUTPUT chain, as `iptables -S` prints them.
+fn wall_rules() -> Vec<String> {
+    output(Command::new("iptables").args(["-S", "OUTPUT"]))
+        .map(|rules| {
+            rules
+                .lines()
+                .filter(|r| r.contains(IPTABLES_COMMENT))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn make_netns(node: &Node) -> Result<()> {
     let ns = node.netns();
     let veth = node.veth();
@@ -855,6 +901,15 @@ pub fn down(dir: &Path) -> Result<DownReport> {
         let _ = run(Command::new("ip").args(["link", "del", &link]));
     }
     while run(Command::new("iptables").args(iptables_rule("-D"))).is_ok() {}
+    for rule in wall_rules() {
+        // `-A OUTPUT …` as printed becomes `-D OUTPUT …`. The comment is one
+        // word, so splitting on whitespace keeps the rule intact.
+        if let Some(rest) = rule.strip_prefix("-A ") {
+            let mut args = vec!["-D"];
+            args.extend(rest.split_whitespace().map(|a| a.trim_matches('"')));
+            let _ = run(Command::new("iptables").args(&args));
+        }
+    }
 
     // The engines' mounts live in their own mount namespaces and vanish with
     // them; anything under the lab dir in ours is unexpected but unmounted.
@@ -883,6 +938,11 @@ pub fn survey(dir: &Path) -> Vec<String> {
             found.push("iptables FORWARD rule".into());
         }
     }
+    found.extend(
+        wall_rules()
+            .into_iter()
+            .map(|r| format!("iptables OUTPUT rule {r}")),
+    );
     found.extend(mounts_under(dir).into_iter().map(|m| format!("mount {m}")));
     if dir.exists() {
         found.push(format!("directory {}", dir.display()));

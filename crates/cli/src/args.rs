@@ -64,12 +64,15 @@ pub struct RawArgs {
     #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub timeout: Option<String>,
 
-    /// How to reach the task: auto, local or helper.
+    /// How to reach the task: auto, local, relay or helper.
     #[arg(long, value_name = "TRANSPORT", default_value = "auto")]
     pub transport: String,
 
-    /// How the relay reaches a task on another node: `host` (a port
-    /// published on that node) or `overlay` (an attachable overlay network).
+    /// How the session reaches a task on another node: `direct` (this
+    /// machine dials a port the helper publishes on that node), `host` (a
+    /// relay container on the engine's node dials it) or `overlay` (a relay
+    /// container and the helper on an attachable overlay network). Default:
+    /// direct when this machine reaches the node, host otherwise.
     #[arg(long, value_name = "LINK")]
     pub relay_link: Option<String>,
 

@@ -98,14 +98,10 @@ fn worker_engine_stopped() {
     let other = target_on(&svc, "w1");
     lab.stop_engine("w2").unwrap();
     // Whatever happens, w2 comes back for the tests that follow.
-    struct Restart;
-    impl Drop for Restart {
-        fn drop(&mut self) {
-            let _ = support::lab().start_engine("w2");
-            let _ = support::lab().wait_nodes_ready();
-        }
-    }
-    let restart = Restart;
+    let restart = Restore(|| {
+        let _ = support::lab().start_engine("w2");
+        let _ = support::lab().wait_nodes_ready();
+    });
     let (code, err) = ended(child, Duration::from_secs(60));
     // An unaffected session keeps working meanwhile.
     let r = swarm_exec(&[&other, "echo", "still here"]);

@@ -212,6 +212,16 @@ pub fn sha256(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
+/// Runs `undo` when dropped: puts the lab back (an engine restarted, a node
+/// reactivated, a wall removed) however the test ends, panics included.
+pub struct Restore<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for Restore<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
 /// Waits until `cond` holds (test code; polls every 50 ms).
 pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -289,9 +289,19 @@ pub async fn start(
             )
         }
     };
+    create_service(engine, session, service).await
+}
+
+/// Creates a helper service from `spec`, tracked by `session` for cleanup;
+/// returns its ID.
+pub async fn create_service(
+    engine: &Engine,
+    session: &Session,
+    spec: bollard::models::ServiceSpec,
+) -> Result<String> {
     let created = engine
         .docker
-        .create_service(service, None)
+        .create_service(spec, None)
         .await
         .map_err(|e| Error::docker("creating the helper task", e))?;
     let id = created.id.unwrap_or_default();

@@ -15,9 +15,11 @@
 //!    relay and the network see only ciphertext.
 //!
 //! The two ends meet over a host-mode port published on the target's node,
-//! dialled by the relay on the host network (the default, see [`plan`]), or
-//! over an attachable overlay network (`swarm-exec`, `--relay-link
-//! overlay`).
+//! dialled by the relay on the host network, or over an attachable overlay
+//! network (`swarm-exec`, `--relay-link overlay`). When the CLI itself
+//! reaches the target's node (it runs on a manager, say), it dials the
+//! published port directly and no relay container is needed: same key,
+//! same handshake, same frames (see [`Link`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -26,8 +28,8 @@ use bollard::container::LogOutput;
 use bollard::models::{
     ContainerCreateBody, EndpointPortConfig, EndpointPortConfigProtocolEnum,
     EndpointPortConfigPublishModeEnum, EndpointSpec, HostConfig, NetworkAttachmentConfig,
-    NetworkCreateRequest, NodeSpecAvailabilityEnum, SecretSpec, TaskSpecContainerSpecFile,
-    TaskSpecContainerSpecSecrets,
+    NetworkCreateRequest, NodeSpecAvailabilityEnum, SecretSpec, ServiceSpec,
+    TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, ImportImageOptions, LogsOptions, WaitContainerOptions,
@@ -60,14 +62,28 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(15);
 /// How long a signalled command may take to end before the session ends anyway.
 const SIGNAL_GRACE: Duration = Duration::from_secs(3);
 
-/// How the relay reaches the helper.
+/// How the CLI's end of the session reaches the helper. Without a choice
+/// (`None` wherever a `Link` is optional), the helper publishes a host-mode
+/// port; the CLI dials it itself when it reaches the node's swarm gossip
+/// port, and goes through a relay container on the host network otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Link {
-    /// Both on the `swarm-exec` overlay network.
+    /// A relay container and the helper, both on the `swarm-exec` overlay
+    /// network.
     Overlay,
-    /// The helper publishes its port on its node; the relay uses the host network.
+    /// The helper publishes its port on its node; a relay container on the
+    /// engine's node, on the host network, dials it.
     HostPort,
+    /// The helper publishes its port on its node; the CLI dials it.
+    Direct,
 }
+
+/// The swarm port every node listens on (gossip): whether the CLI reaches
+/// a node at all, before the helper's own port exists.
+const GOSSIP_PORT: u16 = 7946;
+/// How long the CLI tries to reach a node directly before it uses a relay
+/// container instead.
+const DIRECT_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// The relay image for the engine's own node: loaded once, reused
 /// (`swarm-exec-relay:<sha256[..16]>`, labelled `swarm-exec.shared=image`).
@@ -177,17 +193,16 @@ pub async fn ensure_network(engine: &Engine) -> Result<String> {
     }
 }
 
-/// Which link to use (`wanted`, or the default) and the engine node's
-/// architecture.
+/// Checks the link wanted (`None`: the default) and returns the engine
+/// node's architecture.
 ///
-/// The default is the direct link: a port published in host mode on the
-/// target's node, dialled by a relay on the host network. It needs no
-/// overlay attachment on either node, which costs about 0.7 s per session
-/// (measured on the lab), and it is what a drained manager, the usual
-/// production setup, needs anyway: a drained node cannot attach a container
-/// to an overlay network. The overlay link serves clusters whose nodes
-/// reach each other only on the swarm ports.
-pub async fn plan(engine: &Engine, wanted: Option<Link>) -> Result<(Link, String)> {
+/// The default publishes a port in host mode on the target's node. It needs
+/// no overlay attachment on either node, which costs about 0.7 s per
+/// session (measured on the lab), and it is what a drained manager, the
+/// usual production setup, needs anyway: a drained node cannot attach a
+/// container to an overlay network. The overlay link serves clusters whose
+/// nodes reach each other only on the swarm ports.
+pub async fn plan(engine: &Engine, wanted: Option<Link>) -> Result<String> {
     let node = engine
         .docker
         .inspect_node(&engine.node_id)
@@ -199,14 +214,13 @@ pub async fn plan(engine: &Engine, wanted: Option<Link>) -> Result<(Link, String
         .and_then(|d| d.platform)
         .and_then(|p| p.architecture)
         .unwrap_or_default();
-    let link = wanted.unwrap_or(Link::HostPort);
-    if link == Link::Overlay && drained {
+    if wanted == Some(Link::Overlay) && drained {
         return Err(Error::RelayUnavailable {
             node: "the engine's node".into(),
             why: "it is drained, and a drained node cannot attach containers to an overlay network; use --relay-link host".into(),
         });
     }
-    Ok((link, arch))
+    Ok(arch)
 }
 
 impl std::str::FromStr for Link {
@@ -216,7 +230,10 @@ impl std::str::FromStr for Link {
         match s {
             "host" => Ok(Link::HostPort),
             "overlay" => Ok(Link::Overlay),
-            other => Err(format!("unknown relay link {other:?}: use host or overlay")),
+            "direct" => Ok(Link::Direct),
+            other => Err(format!(
+                "unknown relay link {other:?}: use direct, host or overlay"
+            )),
         }
     }
 }
@@ -240,7 +257,7 @@ pub async fn signal_local(
     let Some(pid) = pid else {
         return Ok(()); // It has already ended.
     };
-    let (_, arch) = plan(engine, None).await?;
+    let arch = plan(engine, None).await?;
     let image = ensure_image(engine, &arch).await?;
     let config = ContainerCreateBody {
         image: Some(image),
@@ -281,23 +298,34 @@ pub async fn signal_local(
     Ok(())
 }
 
-/// Runs `spec` in `task` (on another node) over the relay.
-pub async fn run(
+/// A session's setup, up to the helper's service spec.
+struct Prepared {
+    /// The key the helper accepts; it reaches the helper as a secret.
+    key: Key,
+    service: ServiceSpec,
+    /// The relay image on the engine's node.
+    image: String,
+    /// The overlay network's ID, for `--relay-link overlay`.
+    network: Option<String>,
+    /// The target node's address, when the helper publishes a port there.
+    node_ip: Option<String>,
+}
+
+/// Makes the session's key, secret and config (and the relay image and
+/// network), and the helper's service spec.
+async fn prepare(
     engine: &Engine,
     session: &Session,
     task: &Task,
     spec: &ExecSpec,
     link: Option<Link>,
-    sink: &mut impl Sink,
-    mut controls: Option<&mut Controls>,
-) -> Result<Exit> {
+) -> Result<Prepared> {
     let docker = &engine.docker;
-    let start = Instant::now();
     let key = Key::generate().map_err(|e| Error::Docker {
         action: "generating the session key".into(),
         why: e.to_string(),
     })?;
-    let (link, local_arch) = plan(engine, link).await?;
+    let local_arch = plan(engine, link).await?;
     let relay_bin = binary_for(RELAY, &task.arch)?;
     let secret_name = session.object_name();
     let secret = SecretSpec {
@@ -312,8 +340,8 @@ pub async fn run(
         ensure_image(engine, &local_arch),
         async {
             match link {
-                Link::Overlay => ensure_network(engine).await.map(Some),
-                Link::HostPort => Ok(None),
+                Some(Link::Overlay) => ensure_network(engine).await.map(Some),
+                _ => Ok(None),
             }
         },
         ensure_config(engine, &relay_bin),
@@ -331,7 +359,6 @@ pub async fn run(
         network.map_err(unavailable)?,
         config?,
     );
-    tracing::debug!("relay setup in {:?}", start.elapsed());
 
     let mut args = vec!["serve".to_owned(), "--port".into(), PORT.to_string()];
     args.extend([
@@ -397,38 +424,132 @@ pub async fn run(
             })
         }
     }
-    // The helper and the relay start at the same time: each takes about
-    // half a second (overlay attachment), and the relay learns the helper's
-    // address on its stdin once the helper announces it.
-    let helper_side = async {
-        let created = docker
-            .create_service(service, None)
-            .await
-            .map_err(|e| Error::docker("creating the helper task", e))?;
-        let service_id = created.id.unwrap_or_default();
-        session.track_service(&service_id);
-        let announced = listening_address(engine, &service_id, &task.node).await?;
-        match announced.strip_prefix(':') {
-            // A host-mode port: the relay dials the node's own address.
-            Some(port) => Ok(format!(
-                "{}:{port}",
-                node_addr(engine, &task.node_id).await?
-            )),
-            None => Ok(announced),
-        }
+    // With a published port, the node's own address (as the manager sees
+    // it) is where the relay, or the CLI itself, dials.
+    let node_ip = match network {
+        Some(_) => None,
+        None => Some(node_addr(engine, &task.node_id).await?),
     };
-    let relay_side = start_relay(engine, session, task, image, network.is_some());
+    Ok(Prepared {
+        key,
+        service,
+        image,
+        network,
+        node_ip,
+    })
+}
+
+/// Starts the helper's service and returns where it listens (`IP:PORT`).
+async fn launch(
+    engine: &Engine,
+    session: &Session,
+    task: &Task,
+    service: ServiceSpec,
+    node_ip: Option<&str>,
+) -> Result<String> {
+    let service_id = helper::create_service(engine, session, service).await?;
+    let announced = listening_address(engine, &service_id, &task.node).await?;
+    match (announced.strip_prefix(':'), node_ip) {
+        (Some(port), Some(ip)) => Ok(format!("{ip}:{port}")),
+        _ => Ok(announced),
+    }
+}
+
+/// Starts a helper for `spec` in `task` with a published port and returns
+/// where it listens and the key it accepts, without connecting: for tests
+/// that play its peer (a wrong key, a second connection).
+#[doc(hidden)]
+pub async fn listening_helper(
+    engine: &Engine,
+    session: &Session,
+    task: &Task,
+    spec: &ExecSpec,
+) -> Result<(String, Key)> {
+    let p = prepare(engine, session, task, spec, Some(Link::Direct)).await?;
+    let addr = launch(engine, session, task, p.service, p.node_ip.as_deref()).await?;
+    Ok((addr, p.key))
+}
+
+/// Runs `spec` in `task` (on another node) over the relay.
+pub async fn run(
+    engine: &Engine,
+    session: &Session,
+    task: &Task,
+    spec: &ExecSpec,
+    link: Option<Link>,
+    sink: &mut impl Sink,
+    mut controls: Option<&mut Controls>,
+) -> Result<Exit> {
+    let start = Instant::now();
+    let Prepared {
+        key,
+        service,
+        image,
+        network,
+        node_ip,
+    } = prepare(engine, session, task, spec, link).await?;
+    tracing::debug!("relay setup in {:?}", start.elapsed());
+    // The helper and the CLI's end start at the same time: the helper takes
+    // about half a second, the relay container about a fifth, and the relay
+    // learns the helper's address on its stdin once the helper announces
+    // it. Whether the CLI can skip the relay (it reaches the node) is found
+    // out meanwhile.
+    let helper_side = launch(engine, session, task, service, node_ip.as_deref());
+    let relay_side = async {
+        let direct = match (link, &node_ip) {
+            (Some(Link::Direct), _) => true,
+            (None, Some(ip)) => reaches(ip, GOSSIP_PORT).await,
+            _ => false,
+        };
+        if direct {
+            return Ok(None);
+        }
+        if link.is_none() {
+            tracing::info!(
+                "this machine does not reach {} ({}) directly: a relay container on the engine's node carries the session",
+                task.node,
+                node_ip.as_deref().unwrap_or_default()
+            );
+        }
+        start_relay(engine, session, task, image.clone(), network.is_some())
+            .await
+            .map(Some)
+    };
     let (addr, relay) = tokio::join!(helper_side, relay_side);
-    let (addr, (mut output, mut input)) = (addr?, relay?);
+    let (addr, relay) = (addr?, relay?);
     tracing::debug!("helper listens on {addr} after {:?}", start.elapsed());
     let relay_err = |why: String| Error::Helper {
         node: task.node.clone(),
         why,
     };
-    input
-        .write_all(format!("{addr}\n").as_bytes())
-        .await
-        .map_err(|e| relay_err(e.to_string()))?;
+    let (mut output, mut input) = match relay {
+        Some(streams) => through_relay(streams, &addr).await.map_err(relay_err)?,
+        None => match connect_direct(&addr).await {
+            Ok(streams) => {
+                tracing::info!(
+                    "this machine reaches the helper on {} at {addr} directly: no relay container",
+                    task.node
+                );
+                streams
+            }
+            Err(e) if link.is_none() => {
+                tracing::info!(
+                    "the helper on {} at {addr} does not answer here ({e}): a relay container on the engine's node carries the session",
+                    task.node
+                );
+                let streams = start_relay(engine, session, task, image, network.is_some()).await?;
+                through_relay(streams, &addr).await.map_err(relay_err)?
+            }
+            Err(e) => {
+                return Err(Error::RelayUnavailable {
+                    node: task.node.clone(),
+                    why: format!(
+                        "this machine cannot connect to the helper at {addr} ({e}); use --relay-link host"
+                    ),
+                })
+            }
+        },
+    };
 
     // The handshake, through the relay.
     let mut handshake = ClientHandshake::new(&key).map_err(|e| relay_err(e.to_string()))?;
@@ -623,6 +744,57 @@ type RelayStreams = (
     >,
     std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
 );
+
+/// Whether this machine opens a TCP connection to `ip:port` in time.
+async fn reaches(ip: &str, port: u16) -> bool {
+    let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(DIRECT_TIMEOUT, tokio::net::TcpStream::connect((ip, port))).await,
+        Ok(Ok(_))
+    )
+}
+
+/// The session's streams over a TCP connection from the CLI itself to the
+/// helper: what the relay container's exec streams would carry.
+async fn connect_direct(addr: &str) -> std::io::Result<RelayStreams> {
+    use tokio::io::AsyncReadExt;
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not IP:PORT"))?;
+    let conn = tokio::time::timeout(DIRECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))??;
+    conn.set_nodelay(true)?;
+    let (read, write) = conn.into_split();
+    let output = futures_util::stream::unfold(read, |mut read| async move {
+        let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
+        match read.read_buf(&mut buf).await {
+            Ok(0) => None,
+            Ok(_) => Some((
+                Ok(LogOutput::StdOut {
+                    message: buf.freeze(),
+                }),
+                read,
+            )),
+            Err(err) => Some((Err(bollard::errors::Error::IOError { err }), read)),
+        }
+    });
+    Ok((Box::pin(output), Box::pin(write)))
+}
+
+/// Tells the relay where the helper is (its first line of stdin).
+async fn through_relay(
+    (output, mut input): RelayStreams,
+    addr: &str,
+) -> std::result::Result<RelayStreams, String> {
+    input
+        .write_all(format!("{addr}\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((output, input))
+}
 
 /// Starts the relay container on the engine's node and execs the pipe in
 /// it. The container itself only holds the network namespace; the pipe
