@@ -469,8 +469,8 @@ fn remote_one_shot(cx: &Ctx, runs: usize) -> Vec<Row> {
             },
         ),
         Probe::new(
-            format!("swarm-exec --transport relay {target} true"),
-            || timed(&mut cx.sx(&["--transport", "relay", &target, "true"]), None),
+            format!("swarm-exec --relay-link host {target} true (relay container)"),
+            || timed(&mut cx.sx(&["--relay-link", "host", &target, "true"]), None),
         ),
         Probe::new(
             format!("docker -H {node} exec CONTAINER true (floor)"),
@@ -523,15 +523,43 @@ fn throughput(cx: &Ctx) -> Vec<Row> {
     let mut docker_args = vec!["exec", cx.local.container.as_str()];
     docker_args.extend(stream);
     let node = &cx.local.node;
+    // Any path through a relay container crosses two engines: the target's
+    // (the helper's exec) and the manager's (the relay's exec). The same two
+    // crossings with docker exec alone, in plaintext and with no set-up,
+    // are the floor for that path on this machine.
+    let two_engines = format!(
+        "'{docker}' -H '{remote_host}' exec {remote_ctr} {stream} | \
+         '{docker}' -H '{local_host}' exec -i {local_ctr} sh -c 'sxtest cat >/dev/null'",
+        docker = lab::docker_cli(),
+        remote_host = cx.lab.node(&cx.remote.node).docker_host(),
+        remote_ctr = cx.remote.container,
+        stream = stream.join(" "),
+        local_host = cx.lab.node(&cx.local.node).docker_host(),
+        local_ctr = cx.local.container,
+    );
     let mut p = [
         Probe::new(format!("swarm-exec {local} (local)"), sx(with(&[], &local))),
         Probe::new(
-            format!("swarm-exec {remote} (remote, default: relay)"),
+            format!("swarm-exec {remote} (remote, default: relay, dialled directly)"),
             sx(with(&[], &remote)),
+        ),
+        Probe::new(
+            format!("swarm-exec --relay-link host {remote} (remote, relay container)"),
+            sx(with(&["--relay-link", "host"], &remote)),
         ),
         Probe::new(
             format!("swarm-exec --transport helper {remote} (remote)"),
             sx(with(&["--transport", "helper"], &remote)),
+        ),
+        Probe::new(
+            format!(
+                "docker -H {} exec | docker -H {node} exec -i (two engines, no swarm-exec)",
+                cx.remote.node
+            ),
+            || {
+                let script = format!("set -o pipefail; {two_engines}");
+                timed(Command::new("bash").args(["-c", &script]), Some(0))
+            },
         ),
         Probe::new(format!("docker -H {node} exec CONTAINER (local)"), || {
             timed(&mut cx.docker(node, &docker_args), Some(STREAM_BYTES))
@@ -542,14 +570,21 @@ fn throughput(cx: &Ctx) -> Vec<Row> {
         p.median()
             .map(|ms| (STREAM_BYTES >> 20) as f64 / (ms / 1e3))
     };
-    let base = mibs(&p[3]);
+    let (base, floor) = (mibs(&p[5]), mibs(&p[4]));
     p.iter()
-        .map(|probe| {
+        .enumerate()
+        .map(|(i, probe)| {
             let rate = mibs(probe);
             row_of(
                 "3 throughput 256 MiB stdout",
                 probe,
                 match rate {
+                    // The relay container's row, against its floor too.
+                    Some(r) if i == 2 => format!(
+                        "{r:.0} MiB/s, {} docker exec, {} two-engine floor",
+                        ratio(rate, base),
+                        ratio(rate, floor)
+                    ),
                     Some(r) => format!("{r:.0} MiB/s, {} docker exec", ratio(rate, base)),
                     None => "n/a".into(),
                 },
@@ -561,32 +596,35 @@ fn throughput(cx: &Ctx) -> Vec<Row> {
 
 fn fan_out(cx: &Ctx, runs: usize) -> Result<Vec<Row>> {
     let remote = cx.target(&cx.remote);
-    cx.lab.docker(
-        &cx.manager,
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--quiet",
-            "--name",
-            FAN,
-            "--replicas",
-            "1",
-            "--placement-pref",
-            "spread=node.labels.lab.node",
-            "--stop-grace-period",
-            "1s",
-            cx.lab.image("busybox"),
-            "sleep",
-            "infinity",
-        ],
-    )?;
+    // One replica sits on a worker, like the one-remote baseline; more
+    // spread over every node. Scaling keeps the placement, so the service
+    // is made anew rather than updated, whose rolling restart would move
+    // tasks under the measurement.
+    let create = |replicas: usize| -> Result<()> {
+        let n = replicas.to_string();
+        let mut args = vec!["service", "create", "--detach", "--quiet", "--name", FAN];
+        args.extend(["--replicas", &n, "--stop-grace-period", "1s"]);
+        args.extend(["--placement-pref", "spread=node.labels.lab.node"]);
+        if replicas == 1 {
+            args.extend(["--constraint", "node.role==worker"]);
+        }
+        args.extend([cx.lab.image("busybox"), "sleep", "infinity"]);
+        cx.lab.docker(&cx.manager, &args).map(drop)
+    };
     let mut rows = Vec::new();
-    for replicas in FAN_REPLICAS {
-        cx.lab.docker(
-            &cx.manager,
-            &["service", "scale", "--detach", &format!("{FAN}={replicas}")],
-        )?;
+    for (i, replicas) in FAN_REPLICAS.into_iter().enumerate() {
+        match i {
+            0 => create(replicas)?,
+            1 => {
+                cx.lab.docker(&cx.manager, &["service", "rm", FAN])?;
+                create(replicas)?;
+            }
+            _ => {
+                let scale = format!("{FAN}={replicas}");
+                cx.lab
+                    .docker(&cx.manager, &["service", "scale", "--detach", &scale])?;
+            }
+        }
         let tasks = fixture::wait_running(cx.lab, FAN, replicas)?;
         let nodes: BTreeSet<&str> = tasks.iter().map(|t| t.node.as_str()).collect();
         // Helper services each `--all` run created, read from the manager's
@@ -711,38 +749,39 @@ fn interactive(cx: &Ctx, runs: usize) -> Vec<Row> {
         cx.lab.docker_host(),
         cx.bin.display()
     );
+    let sx_relay = sx.replace(" -it ", " --relay-link host -it ");
     let docker = format!(
         "'{}' -H '{}' exec -it {} sh",
         lab::docker_cli(),
         node.docker_host(),
         cx.remote.container
     );
-    let (mut a, mut b) = (0, 0);
+    let (mut a, mut b, mut c) = (0, 0, 0);
     let mut p = [
         Probe::new(format!("swarm-exec -it {target} sh → prompt"), || {
             prompt_ms(&sx, &mut a)
         }),
+        Probe::new(
+            format!("swarm-exec --relay-link host -it {target} sh → prompt (relay container)"),
+            || prompt_ms(&sx_relay, &mut c),
+        ),
         Probe::new(
             format!("docker -H {} exec -it CONTAINER sh → prompt", node.name),
             || prompt_ms(&docker, &mut b),
         ),
     ];
     measure("5 interactive ready", runs, &mut p);
-    let r = ratio(p[0].median(), p[1].median());
-    vec![
-        row_of(
-            "5 interactive ready",
-            &p[0],
-            format!("{r} docker exec -it"),
-            serde_json::Value::Null,
-        ),
-        row_of(
-            "5 interactive ready",
-            &p[1],
-            "1.00× (baseline)".into(),
-            serde_json::Value::Null,
-        ),
-    ]
+    let base = p[2].median();
+    p.iter()
+        .map(|probe| {
+            row_of(
+                "5 interactive ready",
+                probe,
+                format!("{} docker exec -it", ratio(probe.median(), base)),
+                serde_json::Value::Null,
+            )
+        })
+        .collect()
 }
 
 /// One-off figures, not times: they do not vary with the machine's noise.
