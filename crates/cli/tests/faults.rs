@@ -169,12 +169,22 @@ fn registry_stopped() {
 fn sigterm_ends_the_session() {
     let _serial = serial();
     let svc = fixture();
-    for node in ["m1", "w1"] {
-        let child = started(&[&target_on(&svc, node), "sh", "-c", "echo started; sleep 60"]);
+    // Local; a worker dialled directly; a worker through a relay container.
+    for (node, link) in [("m1", "direct"), ("w1", "direct"), ("w1", "host")] {
+        let target = target_on(&svc, node);
+        let args = [
+            "--relay-link",
+            link,
+            &target,
+            "sh",
+            "-c",
+            "echo started; sleep 60",
+        ];
+        let child = started(&args);
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         let (code, err) = ended(child, Duration::from_secs(20));
-        assert_eq!(code, Some(143), "{node}: {err}");
+        assert_eq!(code, Some(143), "{node} {link}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
         assert_clean();
     }
@@ -259,12 +269,33 @@ fn twenty_concurrent_sessions() {
     assert_clean();
 }
 
+/// The manager's engine restarts mid-session. Dialled directly, a session
+/// needs the engine only to start and to clean up, so it carries on; through
+/// a relay container, which the restart kills, it ends with one clear line
+/// and 125.
 #[test]
 fn manager_engine_restarted() {
     let _serial = serial();
     let svc = fixture();
     let lab = lab();
-    let child = started(&[&target_on(&svc, "w1"), "sh", "-c", "echo started; sleep 60"]);
+    let target = target_on(&svc, "w1");
+    let mut child = started(&[&target, "sh", "-c", "echo started; sleep 8; echo done"]);
+    let mut rest = child.stdout.take().unwrap();
+    lab.restart_engine("m1").unwrap();
+    let mut out = String::new();
+    rest.read_to_string(&mut out).unwrap();
+    let (code, err) = ended(child, Duration::from_secs(60));
+    assert_eq!((code, out.as_str()), (Some(0), "done\n"), "{err}");
+    lab.wait_nodes_ready().unwrap();
+
+    let child = started(&[
+        "--relay-link",
+        "host",
+        &target,
+        "sh",
+        "-c",
+        "echo started; sleep 60",
+    ]);
     lab.restart_engine("m1").unwrap();
     let (code, err) = ended(child, Duration::from_secs(60));
     assert_eq!(code, Some(125), "{err}");

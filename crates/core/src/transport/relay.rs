@@ -450,7 +450,7 @@ async fn launch(
     let service_id = helper::create_service(engine, session, service).await?;
     let announced = listening_address(engine, &service_id, &task.node).await?;
     match (announced.strip_prefix(':'), node_ip) {
-        (Some(port), Some(ip)) => Ok(format!("{ip}:{port}")),
+        (Some(port), Some(ip)) => Ok(join_host_port(ip, port)),
         _ => Ok(announced),
     }
 }
@@ -745,6 +745,15 @@ type RelayStreams = (
     std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
 );
 
+/// `IP:PORT`, with an IPv6 address in brackets as `SocketAddr` parses it.
+fn join_host_port(ip: &str, port: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
 /// Whether this machine opens a TCP connection to `ip:port` in time.
 async fn reaches(ip: &str, port: u16) -> bool {
     let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
@@ -955,6 +964,18 @@ async fn node_addr(engine: &Engine, node_id: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_parse_as_socket_addresses() {
+        for (ip, want) in [
+            ("10.0.0.5", "10.0.0.5:30001"),
+            ("fd00::5", "[fd00::5]:30001"),
+        ] {
+            let joined = join_host_port(ip, "30001");
+            assert_eq!(joined, want);
+            assert!(joined.parse::<std::net::SocketAddr>().is_ok());
+        }
+    }
 
     #[test]
     fn tarball_has_a_manifest() {
