@@ -784,6 +784,76 @@ fn interactive(cx: &Ctx, runs: usize) -> Vec<Row> {
         .collect()
 }
 
+/// The output the peak-RSS rows stream (64 MiB): memory must not grow with it.
+const RSS_STREAM_BYTES: u64 = 64 << 20;
+
+/// The CLI's peak RSS for one run, from `/usr/bin/time`.
+fn cli_peak_rss(cx: &Ctx, args: &[&str]) -> Result<u64> {
+    let rss_file =
+        std::env::temp_dir().join(format!("swarm-exec-bench-rss-{}", std::process::id()));
+    let mut time = Command::new("/usr/bin/time");
+    time.arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss_file)
+        .arg(&cx.bin)
+        .args(args)
+        .env("DOCKER_HOST", cx.lab.docker_host())
+        .stdout(Stdio::null());
+    let status = time.stdin(Stdio::null()).status()?;
+    if !status.success() {
+        bail!("swarm-exec {}: {status}", args.join(" "));
+    }
+    let kib = std::fs::read_to_string(&rss_file)?
+        .trim()
+        .parse()
+        .context("reading /usr/bin/time's %M");
+    let _ = std::fs::remove_file(&rss_file);
+    kib
+}
+
+/// The helper's peak RSS (`VmHWM`) during one run against the remote task.
+/// The lab's nodes share this machine's kernel and PID namespace, so the
+/// helper container's process is in `/proc` here. Sampled while the run
+/// lasts: `VmHWM` only grows, so the last sample is the peak (the command
+/// sleeps a second after its output so that one falls after it).
+fn helper_peak_rss(cx: &Ctx, args: &[&str]) -> Result<u64> {
+    let node = &cx.remote.node;
+    let mut child = cx
+        .sx(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let (mut pid, mut peak) = (None::<u32>, None::<u64>);
+    while child.try_wait()?.is_none() {
+        if pid.is_none() {
+            let ids = cx.lab.docker(
+                node,
+                &["ps", "-q", "--filter", "label=swarm-exec.session"],
+            )?;
+            if let Some(id) = ids.lines().next() {
+                pid = cx
+                    .lab
+                    .docker(node, &["inspect", "--format", "{{.State.Pid}}", id])
+                    .ok()
+                    .and_then(|p| p.trim().parse().ok())
+                    .filter(|&p| p > 0);
+            }
+        }
+        if let Some(p) = pid {
+            let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            peak = hwm.or(peak);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    peak.context("the helper's process was never seen")
+}
+
 /// One-off figures, not times: they do not vary with the machine's noise.
 fn cost(cx: &Ctx) -> Result<Vec<Row>> {
     let target = cx.target(&cx.remote);
@@ -799,27 +869,28 @@ fn cost(cx: &Ctx) -> Result<Vec<Row>> {
         error: None,
     };
 
-    let rss_file =
-        std::env::temp_dir().join(format!("swarm-exec-bench-rss-{}", std::process::id()));
-    let mut time = Command::new("/usr/bin/time");
-    time.arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(&rss_file)
-        .arg(&cx.bin)
-        .args([&target, "true"])
-        .env("DOCKER_HOST", cx.lab.docker_host());
-    ok(&mut time)?;
-    let kib: u64 = std::fs::read_to_string(&rss_file)?
-        .trim()
-        .parse()
-        .context("reading /usr/bin/time's %M")?;
-    let _ = std::fs::remove_file(&rss_file);
-    rows.push(value(
-        format!("CLI peak RSS, swarm-exec {target} true"),
-        format!("{:.1} MiB", kib as f64 / 1024.0),
-        serde_json::json!({ "peak_rss_kib": kib }),
-    ));
+    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+    let stream = format!("sxtest stream 1 {RSS_STREAM_BYTES}; sleep 1");
+    for args in [
+        vec![target.as_str(), "true"],
+        vec![target.as_str(), "sh", "-c", &stream],
+    ] {
+        let kib = cli_peak_rss(cx, &args)?;
+        rows.push(value(
+            format!("CLI peak RSS, swarm-exec {}", args.join(" ")),
+            mib(kib),
+            serde_json::json!({ "peak_rss_kib": kib }),
+        ));
+    }
+    for transport in ["relay", "helper"] {
+        let args = ["--transport", transport, &target, "sh", "-c", &stream];
+        let kib = helper_peak_rss(cx, &args)?;
+        rows.push(value(
+            format!("helper peak RSS on {}, swarm-exec {}", cx.remote.node, args.join(" ")),
+            mib(kib),
+            serde_json::json!({ "peak_rss_kib": kib }),
+        ));
+    }
 
     // `--version` names the embedded helper and relay with their sizes;
     // shown as printed, so that the bench does not depend on its layout.
