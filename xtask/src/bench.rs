@@ -828,10 +828,9 @@ fn helper_peak_rss(cx: &Ctx, args: &[&str]) -> Result<u64> {
     let (mut pid, mut peak) = (None::<u32>, None::<u64>);
     while child.try_wait()?.is_none() {
         if pid.is_none() {
-            let ids = cx.lab.docker(
-                node,
-                &["ps", "-q", "--filter", "label=swarm-exec.session"],
-            )?;
+            let ids = cx
+                .lab
+                .docker(node, &["ps", "-q", "--filter", "label=swarm-exec.session"])?;
             if let Some(id) = ids.lines().next() {
                 pid = cx
                     .lab
@@ -886,7 +885,11 @@ fn cost(cx: &Ctx) -> Result<Vec<Row>> {
         let args = ["--transport", transport, &target, "sh", "-c", &stream];
         let kib = helper_peak_rss(cx, &args)?;
         rows.push(value(
-            format!("helper peak RSS on {}, swarm-exec {}", cx.remote.node, args.join(" ")),
+            format!(
+                "helper peak RSS on {}, swarm-exec {}",
+                cx.remote.node,
+                args.join(" ")
+            ),
             mib(kib),
             serde_json::json!({ "peak_rss_kib": kib }),
         ));

@@ -348,9 +348,18 @@ fn unknown_target() {
 #[test]
 fn interrupted_mid_exec() {
     let _serial = serial();
-    for node in ["m1", "w1"] {
+    // Local; a worker dialled directly; a worker through a relay container.
+    for (node, link) in [("m1", "direct"), ("w1", "direct"), ("w1", "host")] {
         let target = target(&fixtures().busybox, node);
-        let mut child = swarm_exec_cmd(&[&target, "sh", "-c", "echo started; sleep 30"])
+        let args = [
+            "--relay-link",
+            link,
+            &target,
+            "sh",
+            "-c",
+            "echo started; sleep 30",
+        ];
+        let mut child = swarm_exec_cmd(&args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -365,7 +374,7 @@ fn interrupted_mid_exec() {
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         let started = std::time::Instant::now();
         let status = child.wait().unwrap();
-        assert_eq!(status.code(), Some(130), "on {node}");
+        assert_eq!(status.code(), Some(130), "on {node} ({link})");
         assert!(started.elapsed().as_secs() < 15, "{:?}", started.elapsed());
         assert_clean();
     }

@@ -108,12 +108,20 @@ fn screen() -> String {
 #[test]
 fn interactive_shell_in_tmux() {
     let _serial = serial();
+    shell_in_tmux("direct");
+}
+
+#[test]
+fn interactive_shell_in_tmux_through_a_relay_container() {
+    let _serial = serial();
+    shell_in_tmux("host");
+}
+
+fn shell_in_tmux(link: &str) {
     let target = worker_target();
     let _ = tmux(&["kill-server"]);
-    // Through a relay container: the design's path for a CLI that does not
-    // reach the workers (the direct path is the piped tests' default).
     let cmd = format!(
-        "DOCKER_HOST={} {} --relay-link host -it {target} sh; echo \"exited $?\"; sleep 30",
+        "DOCKER_HOST={} {} --relay-link {link} -it {target} sh; echo \"exited $?\"; sleep 30",
         lab().docker_host(),
         bin()
     );

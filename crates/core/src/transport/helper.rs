@@ -597,4 +597,57 @@ mod tests {
             assert!(h.data.starts_with(b"\x7fELF"));
         }
     }
+
+    /// Every embedded binary runs on its architecture (aarch64 under
+    /// qemu-user) and answers a missing command as the helper must: a
+    /// failure frame on stdout, one line on stderr, exit 125. A linker
+    /// option that breaks a binary fails here, before any node sees it.
+    #[test]
+    fn every_embedded_binary_runs() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for h in helpers() {
+            let path = dir.path().join(format!("{}-{}", h.name, h.arch));
+            std::fs::write(&path, h.data).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let mut cmd = match h.arch {
+                a if a == std::env::consts::ARCH => std::process::Command::new(&path),
+                "aarch64" => {
+                    let mut c = std::process::Command::new("qemu-aarch64");
+                    c.arg(&path);
+                    c
+                }
+                other => panic!("no way to run an {other} binary here"),
+            };
+            let out = cmd.output().unwrap_or_else(|e| {
+                panic!(
+                    "running {} {}: {e} (apt-get install qemu-user)",
+                    h.name, h.arch
+                )
+            });
+            let (stdout, stderr) = (
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(125),
+                "{} {}: {stderr}",
+                h.name,
+                h.arch
+            );
+            assert!(
+                stdout.starts_with("sx1 f 0 0 "),
+                "{} {}: {stdout}",
+                h.name,
+                h.arch
+            );
+            assert!(
+                stderr.contains("missing command"),
+                "{} {}: {stderr}",
+                h.name,
+                h.arch
+            );
+        }
+    }
 }
