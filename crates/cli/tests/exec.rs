@@ -348,17 +348,9 @@ fn unknown_target() {
 #[test]
 fn interrupted_mid_exec() {
     let _serial = serial();
-    // Local; a worker dialled directly; a worker through a relay container.
-    for (node, link) in [("m1", "direct"), ("w1", "direct"), ("w1", "host")] {
+    for (node, link) in PATHS {
         let target = target(&fixtures().busybox, node);
-        let args = [
-            "--relay-link",
-            link,
-            &target,
-            "sh",
-            "-c",
-            "echo started; sleep 30",
-        ];
+        let args = sh_over(link, &target, "echo started; sleep 30");
         let mut child = swarm_exec_cmd(&args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

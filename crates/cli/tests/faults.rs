@@ -169,17 +169,9 @@ fn registry_stopped() {
 fn sigterm_ends_the_session() {
     let _serial = serial();
     let svc = fixture();
-    // Local; a worker dialled directly; a worker through a relay container.
-    for (node, link) in [("m1", "direct"), ("w1", "direct"), ("w1", "host")] {
+    for (node, link) in PATHS {
         let target = target_on(&svc, node);
-        let args = [
-            "--relay-link",
-            link,
-            &target,
-            "sh",
-            "-c",
-            "echo started; sleep 60",
-        ];
+        let args = sh_over(link, &target, "echo started; sleep 60");
         let child = started(&args);
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

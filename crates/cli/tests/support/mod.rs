@@ -212,6 +212,16 @@ pub fn sha256(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
+/// Every path to a task, as (node, `--relay-link`): local (the link does
+/// not apply), a worker dialled directly, a worker through a relay
+/// container.
+pub const PATHS: [(&str, &str); 3] = [("m1", "direct"), ("w1", "direct"), ("w1", "host")];
+
+/// swarm-exec's arguments for `sh -c SCRIPT` in `target` over `link`.
+pub fn sh_over<'a>(link: &'a str, target: &'a str, script: &'a str) -> [&'a str; 6] {
+    ["--relay-link", link, target, "sh", "-c", script]
+}
+
 /// Runs `undo` when dropped: puts the lab back (an engine restarted, a node
 /// reactivated, a wall removed) however the test ends, panics included.
 pub struct Restore<F: FnMut()>(pub F);
