@@ -376,7 +376,6 @@ fn sweep_stale(engine: &Engine, session: &Session) -> tokio::task::JoinHandle<()
 }
 
 /// Removes the session's objects (bounded in time) and stops the sweep.
-/// Removes the session's objects (bounded in time) and stops the sweep.
 /// A failure is reported only when `quiet_failure` is false: after an
 /// error, the error line is the one message (what is left is collected by
 /// the next run, or by `swarm-exec --cleanup`).
