@@ -239,22 +239,6 @@ fn timed(cmd: &mut Command, expect: Option<u64>) -> Result<f64> {
     Ok(ms)
 }
 
-/// Runs a setup command and fails with its stderr.
-fn ok(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?}: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// `cargo xtask bench`: builds the CLI, deploys the bench services on the
 /// running lab, measures, prints the table and writes `json` and the table
 /// next to it (`.md`). The services are removed also when a row fails.
@@ -698,7 +682,7 @@ fn prompt_ms(shell: &str, n: &mut usize) -> Result<f64> {
         c
     };
     let t = Instant::now();
-    ok(&mut tmux(&[
+    lab::output(&mut tmux(&[
         "new-session",
         "-d",
         "-s",
@@ -711,7 +695,7 @@ fn prompt_ms(shell: &str, n: &mut usize) -> Result<f64> {
     ]))?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let result = loop {
-        let pane = ok(&mut tmux(&["capture-pane", "-p", "-t", &session]));
+        let pane = lab::output(&mut tmux(&["capture-pane", "-p", "-t", &session]));
         match pane {
             Ok(pane) if pane.lines().any(|l| l.trim_end().ends_with('#')) => {
                 break Ok(t.elapsed().as_secs_f64() * 1e3)
@@ -724,7 +708,7 @@ fn prompt_ms(shell: &str, n: &mut usize) -> Result<f64> {
             Ok(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     };
-    let _ = ok(&mut tmux(&["send-keys", "-t", &session, "exit", "Enter"]));
+    let _ = lab::output(&mut tmux(&["send-keys", "-t", &session, "exit", "Enter"]));
     // Let the exec end on its own (so its cleanup runs) before the next one.
     let gone = Instant::now() + Duration::from_secs(10);
     while tmux(&["has-session", "-t", &session])
@@ -733,7 +717,7 @@ fn prompt_ms(shell: &str, n: &mut usize) -> Result<f64> {
         .is_ok_and(|s| s.success())
     {
         if Instant::now() > gone {
-            let _ = ok(&mut tmux(&["kill-session", "-t", &session]));
+            let _ = lab::output(&mut tmux(&["kill-session", "-t", &session]));
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -897,7 +881,7 @@ fn cost(cx: &Ctx) -> Result<Vec<Row>> {
 
     // `--version` names the embedded helper and relay with their sizes;
     // shown as printed, so that the bench does not depend on its layout.
-    let version = ok(&mut cx.sx(&["--version"]))?;
+    let version = lab::output(&mut cx.sx(&["--version"]))?;
     for line in version
         .lines()
         .filter(|l| l.contains("helper") || l.contains("relay"))

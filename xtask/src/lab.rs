@@ -1009,7 +1009,9 @@ fn run(cmd: &mut Command) -> Result<()> {
     output(cmd).map(drop)
 }
 
-fn output(cmd: &mut Command) -> Result<String> {
+/// Runs `cmd` (stdin closed) and returns its stdout; a failure carries its
+/// stderr.
+pub(crate) fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .stdin(Stdio::null())
         .output()

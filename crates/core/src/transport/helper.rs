@@ -368,16 +368,7 @@ pub async fn follow(
     timeout: Option<Duration>,
     sink: &mut impl TargetSink,
 ) -> Result<Vec<Outcome>> {
-    let docker = &engine.docker;
-    let logs = docker.service_logs(
-        service,
-        Some(LogsOptions {
-            follow: true,
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        }),
-    );
+    let logs = follow_logs(engine, service);
     tokio::pin!(logs);
     let started = Instant::now();
     let mut decoder = LineDecoder::new();
@@ -574,6 +565,22 @@ async fn helper_task_failure(engine: &Engine, service: &str) -> Result<Option<Ta
         }),
         _ => None,
     })
+}
+
+/// A helper service's stdout and stderr, followed from the start.
+pub fn follow_logs<'a>(
+    engine: &'a Engine,
+    service: &'a str,
+) -> impl futures_util::Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>> + 'a {
+    engine.docker.service_logs(
+        service,
+        Some(LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }),
+    )
 }
 
 #[cfg(test)]

@@ -31,9 +31,7 @@ use bollard::models::{
     NetworkCreateRequest, NodeSpecAvailabilityEnum, SecretSpec, ServiceSpec,
     TaskSpecContainerSpecFile, TaskSpecContainerSpecSecrets,
 };
-use bollard::query_parameters::{
-    CreateContainerOptions, ImportImageOptions, LogsOptions, WaitContainerOptions,
-};
+use bollard::query_parameters::{CreateContainerOptions, ImportImageOptions, WaitContainerOptions};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
@@ -884,15 +882,7 @@ async fn start_relay(
 
 /// Follows the helper's logs until it announces where it listens.
 async fn listening_address(engine: &Engine, service: &str, node: &str) -> Result<String> {
-    let logs = engine.docker.service_logs(
-        service,
-        Some(LogsOptions {
-            follow: true,
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        }),
-    );
+    let logs = helper::follow_logs(engine, service);
     tokio::pin!(logs);
     let mut decoder = LineDecoder::new();
     let mut stderr = Vec::new();
