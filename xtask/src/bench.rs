@@ -33,6 +33,17 @@ const STREAM_BYTES: u64 = 256 << 20;
 const STREAM_RUNS: usize = 3;
 const FAN_REPLICAS: [usize; 3] = [1, 10, 30];
 
+/// The groups of rows, for `--only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rows {
+    Local,
+    Remote,
+    Throughput,
+    FanOut,
+    Interactive,
+    Cost,
+}
+
 /// One line of the table (and of the JSON).
 #[derive(Serialize)]
 struct Row {
@@ -242,7 +253,7 @@ fn timed(cmd: &mut Command, expect: Option<u64>) -> Result<f64> {
 /// `cargo xtask bench`: builds the CLI, deploys the bench services on the
 /// running lab, measures, prints the table and writes `json` and the table
 /// next to it (`.md`). The services are removed also when a row fails.
-pub fn run(runs: usize, json: Option<&Path>) -> Result<()> {
+pub fn run(runs: usize, json: Option<&Path>, only: &[Rows]) -> Result<()> {
     if runs < 5 {
         bail!("--runs must be at least 5, not {runs}: a median of fewer says little");
     }
@@ -269,7 +280,7 @@ pub fn run(runs: usize, json: Option<&Path>) -> Result<()> {
         }
     };
     cleanup();
-    let result = bench(&lab, bin, runs);
+    let result = bench(&lab, bin, runs, only);
     cleanup();
     let rows = result?;
 
@@ -310,7 +321,7 @@ fn table(rows: &[Row], runs: usize) -> String {
     t
 }
 
-fn bench(lab: &Lab, bin: PathBuf, runs: usize) -> Result<Vec<Row>> {
+fn bench(lab: &Lab, bin: PathBuf, runs: usize, only: &[Rows]) -> Result<Vec<Row>> {
     let m = lab.manager().name.clone();
     lab.docker(
         &m,
@@ -347,13 +358,26 @@ fn bench(lab: &Lab, bin: PathBuf, runs: usize) -> Result<Vec<Row>> {
         local: on("m1")?,
         remote: on("w1")?,
     };
+    let wanted = |r: Rows| only.is_empty() || only.contains(&r);
     let mut rows = Vec::new();
-    rows.extend(local_exec(&cx, runs));
-    rows.extend(remote_one_shot(&cx, runs));
-    rows.extend(throughput(&cx));
-    rows.extend(fan_out(&cx, runs)?);
-    rows.extend(interactive(&cx, runs));
-    rows.extend(cost(&cx)?);
+    if wanted(Rows::Local) {
+        rows.extend(local_exec(&cx, runs));
+    }
+    if wanted(Rows::Remote) {
+        rows.extend(remote_one_shot(&cx, runs));
+    }
+    if wanted(Rows::Throughput) {
+        rows.extend(throughput(&cx));
+    }
+    if wanted(Rows::FanOut) {
+        rows.extend(fan_out(&cx, runs)?);
+    }
+    if wanted(Rows::Interactive) {
+        rows.extend(interactive(&cx, runs));
+    }
+    if wanted(Rows::Cost) {
+        rows.extend(cost(&cx)?);
+    }
     Ok(rows)
 }
 

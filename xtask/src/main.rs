@@ -65,6 +65,10 @@ enum Task {
         /// table goes next to it as .md).
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Only these rows (repeatable): local, remote, throughput, fan-out,
+        /// interactive, cost. Default: all.
+        #[arg(long, value_name = "ROWS")]
+        only: Vec<xtask::bench::Rows>,
     },
     /// Write the bash, zsh and fish completions into DIR.
     Completions {
@@ -118,8 +122,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Task::Image { tag, output, load } => image(&tag, &output, load).map(|()| ExitCode::SUCCESS),
-        Task::Bench { runs, json } => {
-            xtask::bench::run(runs, json.as_deref()).map(|()| ExitCode::SUCCESS)
+        Task::Bench { runs, json, only } => {
+            xtask::bench::run(runs, json.as_deref(), &only).map(|()| ExitCode::SUCCESS)
         }
         // One generator writes both; each command names what it is for.
         Task::Completions { dir } | Task::Man { dir } => {
