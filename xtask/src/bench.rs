@@ -157,6 +157,8 @@ fn unix_now() -> f64 {
 struct Ctx<'a> {
     lab: &'a Lab,
     bin: PathBuf,
+    /// The node-side helper, built for this host.
+    helper: PathBuf,
     manager: String,
     /// `bench-web` tasks by node: m1 (local to the manager) and w1 (remote).
     local: Task,
@@ -209,6 +211,24 @@ impl Ctx<'_> {
     }
 }
 
+/// Runs `cmds` at once, each as [`timed`] runs it, and returns the wall
+/// time until the last one ends.
+fn timed_together(mut cmds: Vec<Command>) -> Result<f64> {
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        let runs: Vec<_> = cmds
+            .iter_mut()
+            .map(|cmd| s.spawn(move || timed(cmd, None)))
+            .collect();
+        runs.into_iter().try_for_each(|r| {
+            r.join()
+                .unwrap_or_else(|_| bail!("a timing thread panicked"))
+                .map(drop)
+        })
+    })?;
+    Ok(t.elapsed().as_secs_f64() * 1e3)
+}
+
 /// Runs `cmd` to the end with stdin closed, counting (and discarding) its
 /// stdout, and returns the wall time in ms. Fails on a non-zero exit or,
 /// with `expect`, a short output, so that a broken command never passes
@@ -259,6 +279,8 @@ pub fn run(runs: usize, json: Option<&Path>, only: &[Rows]) -> Result<()> {
     }
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--quiet", "--release", "-p", "swarm-exec-cli"])
+        // The fan-out row's engine floor runs the helper on this host.
+        .args(["-p", "swarm-exec-helper", "--bin", "swarm-exec-helper"])
         .status()?;
     if !status.success() {
         bail!("building swarm-exec failed");
@@ -353,6 +375,7 @@ fn bench(lab: &Lab, bin: PathBuf, runs: usize, only: &[Rows]) -> Result<Vec<Row>
     };
     let cx = Ctx {
         lab,
+        helper: bin.with_file_name("swarm-exec-helper"),
         bin,
         manager: m,
         local: on("m1")?,
@@ -635,6 +658,23 @@ fn fan_out(cx: &Ctx, runs: usize) -> Result<Vec<Row>> {
         }
         let tasks = fixture::wait_running(cx.lab, FAN, replicas)?;
         let nodes: BTreeSet<&str> = tasks.iter().map(|t| t.node.as_str()).collect();
+        // The engines' floor: the same execs with no swarm in the way (no
+        // helper service to schedule, no container to start): the helper
+        // binary itself on this host, one process per node against that
+        // node's engine, all at once, as the helper tasks run them.
+        let floor = || -> Result<f64> {
+            let cmds = nodes.iter().map(|node| {
+                let socket = cx.lab.node(node).socket.display().to_string();
+                let mut cmd = Command::new(&cx.helper);
+                cmd.args(["exec", "--socket", &socket]);
+                for t in tasks.iter().filter(|t| t.node == *node) {
+                    cmd.args(["--container", &t.container]);
+                }
+                cmd.args(["--", "true"]);
+                cmd
+            });
+            timed_together(cmds.collect())
+        };
         // Helper services each `--all` run created, read from the manager's
         // events for the run's window (warm-up included; dropped below).
         let helpers = RefCell::new(Vec::new());
@@ -656,6 +696,10 @@ fn fan_out(cx: &Ctx, runs: usize) -> Result<Vec<Row>> {
             Probe::new(format!("swarm-exec {remote} true (one remote)"), || {
                 timed(&mut cx.sx(&[&remote, "true"]), None)
             }),
+            Probe::new(
+                format!("engines' floor: the same {replicas} execs, one helper process per node on this host, no swarm"),
+                floor,
+            ),
         ];
         measure(&label, runs, &mut p);
         let counts: Vec<usize> = helpers.borrow().iter().skip(1).copied().collect();
@@ -666,8 +710,9 @@ fn fan_out(cx: &Ctx, runs: usize) -> Result<Vec<Row>> {
             _ => "",
         };
         let ratio_text = format!(
-            "{} one remote; helpers/run {} (max {}, nodes with tasks {}){verdict}",
+            "{} one remote, {} the engines' floor; helpers/run {} (max {}, nodes with tasks {}){verdict}",
             ratio(p[0].median(), p[1].median()),
+            ratio(p[0].median(), p[2].median()),
             per_run.map_or("n/a".into(), |h| format!("{h}")),
             max.map_or("n/a".into(), |h| h.to_string()),
             nodes.len(),
@@ -686,6 +731,12 @@ fn fan_out(cx: &Ctx, runs: usize) -> Result<Vec<Row>> {
             &label,
             &p[1],
             "1.00× (baseline)".into(),
+            serde_json::Value::Null,
+        ));
+        rows.push(row_of(
+            &label,
+            &p[2],
+            format!("{} one remote", ratio(p[2].median(), p[1].median())),
             serde_json::Value::Null,
         ));
     }
