@@ -180,7 +180,6 @@ pub struct AllConfig {
 pub struct Config {
     pub target: String,
     pub spec: ExecSpec,
-    pub timeout: Option<Duration>,
     pub run: RunOptions,
     pub any: bool,
 }
@@ -294,6 +293,7 @@ impl RawArgs {
             helper: HelperOptions {
                 helper_image: nonempty("--helper-image", self.helper_image)?,
             },
+            timeout,
         };
         let format = match self.format.as_str() {
             "text" => Format::Text,
@@ -330,7 +330,6 @@ impl RawArgs {
             return Ok(Action::Exec(Config {
                 target,
                 spec,
-                timeout,
                 run,
                 any: self.any,
             }));
@@ -357,7 +356,6 @@ impl RawArgs {
             opts: AllOptions {
                 parallel,
                 rolling: self.rolling,
-                timeout,
                 run,
             },
             format,

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use swarm_exec::context;
 use swarm_exec::error::Signal;
+use swarm_exec::exec::SIGNAL_GRACE;
 use swarm_exec::sink::Terminal;
 use swarm_exec::transport::helper::helpers;
 use swarm_exec::{exit, session, target, Engine, Error, Session};
@@ -20,10 +21,6 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use swarm_exec_cli::args::{Action, AllConfig, Config, Format};
 use swarm_exec_cli::{plugin, progress};
-
-/// How long an interrupted or timed-out command may take to end after it
-/// was signalled, before swarm-exec cleans up anyway.
-const SIGNAL_GRACE: Duration = Duration::from_secs(3);
 
 /// How long cleanup may take after the command ended or was interrupted.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -245,8 +242,8 @@ async fn exec(config: Config, docker: &context::Flags, progress: bool) -> swarm_
     let early = tokio::select! {
         r = &mut run => Ok(r),
         s = &mut signals => Err(Error::Interrupted { signal: s }),
-        _ = timeout(config.timeout) => Err(Error::Timeout {
-            seconds: config.timeout.map(|t| t.as_secs_f64()).unwrap_or_default(),
+        _ = timeout(config.run.timeout) => Err(Error::Timeout {
+            seconds: config.run.timeout.map(|t| t.as_secs_f64()).unwrap_or_default(),
         }),
     };
     let result = match early {
@@ -336,6 +333,7 @@ async fn run_all<R: swarm_exec::fanout::Reporter>(
         terminal::forward_stdin(tx);
         rx
     });
+    let (stop, stopped) = tokio::sync::watch::channel(None);
     let run = swarm_exec::fanout::run_all(
         engine,
         session,
@@ -344,10 +342,19 @@ async fn run_all<R: swarm_exec::fanout::Reporter>(
         &config.opts,
         printer,
         input,
+        stopped,
     );
+    tokio::pin!(run);
     tokio::select! {
-        endings = run => (endings, None),
-        s = signals.as_mut() => (Vec::new(), Some(s)),
+        endings = &mut run => (endings, None),
+        s = signals.as_mut() => {
+            // The commands still running get the signal; those on the
+            // engine's node are waited for (a moment), the others end when
+            // cleanup removes their helpers.
+            let _ = stop.send(Some(s.number()));
+            let _ = tokio::time::timeout(SIGNAL_GRACE, &mut run).await;
+            (Vec::new(), Some(s))
+        }
     }
 }
 

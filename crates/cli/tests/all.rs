@@ -316,6 +316,57 @@ fn a_stopped_worker_fails_only_its_tasks() {
 }
 
 #[test]
+fn timeout_and_interrupt_end_every_command() {
+    let _serial = serial();
+    let svc = nine();
+    // Each task's command reaches the time limit; all of them are ended, on
+    // the engine's node and through the helpers alike.
+    let r = swarm_exec(&["--all", "--timeout", "1", "all-nine", "sleep", "3004"]);
+    assert_eq!(r.code, 124, "{}", r.stderr_str());
+    for t in &svc.tasks {
+        assert_ended(t, "sleep 3004", Duration::from_secs(2));
+    }
+    assert_clean();
+
+    // Ctrl-C once every task has started: the commands on the engine's node
+    // end before swarm-exec exits; the others when their helper's service
+    // goes (the engine stops it about 2 s later: see ARCHITECTURE.md).
+    let mut child = swarm_exec_cmd(&["--all", "all-nine", "sh", "-c", "echo started; sleep 3005"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..9 {
+        let line = lines.next().expect("a line per task").unwrap();
+        assert!(line.ends_with("| started"), "{line}");
+    }
+    for t in &svc.tasks {
+        wait_for("the command to run", Duration::from_secs(5), || {
+            runs_in(t, "sleep 3005")
+        });
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    drop(lines);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for t in svc.tasks.iter().filter(|t| t.node == "m1") {
+        assert!(!runs_in(t, "sleep 3005"), "still running on m1: {t:?}");
+    }
+    for t in &svc.tasks {
+        assert_ended(t, "sleep 3005", Duration::from_secs(10));
+    }
+    assert_clean();
+}
+
+#[test]
 fn stdin_is_copied_to_every_task() {
     let _serial = serial();
     nine();

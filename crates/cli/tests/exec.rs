@@ -6,6 +6,7 @@
 mod support;
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use support::*;
 
@@ -252,11 +253,24 @@ fn target_forms(node: &str) {
 }
 
 fn timeout(node: &str) {
+    let task = fixtures().busybox.on(node);
     let target = target(&fixtures().busybox, node);
-    let r = swarm_exec(&["--timeout", "1.5", &target, "sleep", "30"]);
-    assert_eq!(r.code, 124, "{}", r.stderr_str());
-    assert!(r.elapsed.as_secs_f64() < 10.0, "{:?}", r.elapsed);
-    assert_eq!(r.stderr_str().lines().count(), 1, "{}", r.stderr_str());
+    // Every path to the task: the default, and on another node a relay
+    // container and the helper transport (whose helper ends the command).
+    let mut ways: Vec<&[&str]> = vec![&[]];
+    if node != "m1" {
+        ways.extend([&["--relay-link", "host"][..], &["--transport", "helper"]]);
+    }
+    for way in ways {
+        let mut args = way.to_vec();
+        args.extend(["--timeout", "1.5", &target, "sleep", "3001"]);
+        let r = swarm_exec(&args);
+        assert_eq!(r.code, 124, "{way:?}: {}", r.stderr_str());
+        assert!(r.elapsed.as_secs_f64() < 10.0, "{way:?}: {:?}", r.elapsed);
+        assert_eq!(r.stderr_str().lines().count(), 1, "{}", r.stderr_str());
+        // The command itself was ended, not only waited for.
+        assert_ended(task, "sleep 3001", Duration::from_secs(2));
+    }
 }
 
 #[test]
@@ -350,7 +364,7 @@ fn interrupted_mid_exec() {
     let _serial = serial();
     for (node, link) in PATHS {
         let target = target(&fixtures().busybox, node);
-        let args = sh_over(link, &target, "echo started; sleep 30");
+        let args = sh_over(link, &target, "echo started; sleep 3002");
         let mut child = swarm_exec_cmd(&args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -362,12 +376,17 @@ fn interrupted_mid_exec() {
         use std::io::Read;
         out.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"started\n");
+        let task = fixtures().busybox.on(node);
+        wait_for("the command to run", Duration::from_secs(5), || {
+            runs_in(task, "sleep 3002")
+        });
         // SAFETY: sending SIGINT to our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         let started = std::time::Instant::now();
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(130), "on {node} ({link})");
         assert!(started.elapsed().as_secs() < 15, "{:?}", started.elapsed());
+        assert_ended(task, "sleep 3002", Duration::from_secs(2));
         assert_clean();
     }
 }

@@ -171,13 +171,17 @@ fn sigterm_ends_the_session() {
     let svc = fixture();
     for (node, link) in PATHS {
         let target = target_on(&svc, node);
-        let args = sh_over(link, &target, "echo started; sleep 60");
+        let args = sh_over(link, &target, "echo started; sleep 3003");
         let child = started(&args);
+        wait_for("the command to run", Duration::from_secs(5), || {
+            runs_in(svc.on(node), "sleep 3003")
+        });
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         let (code, err) = ended(child, Duration::from_secs(20));
         assert_eq!(code, Some(143), "{node} {link}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
+        assert_ended(svc.on(node), "sleep 3003", Duration::from_secs(2));
         assert_clean();
     }
 }

@@ -31,6 +31,10 @@ pub enum Control {
     Signal(i32),
 }
 
+/// How long a signalled command may take to end before swarm-exec stops
+/// waiting for it (after Ctrl-C, SIGTERM or `--timeout`).
+pub const SIGNAL_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The receiving end of the user's [`Control`]s.
 pub type Controls = tokio::sync::mpsc::Receiver<Control>;
 

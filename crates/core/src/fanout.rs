@@ -15,7 +15,8 @@ use tokio::time::Instant;
 
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::exec::{Control, Controls, ExecSpec, Exit, Outcome};
+use crate::error::Signal;
+use crate::exec::{Control, Controls, ExecSpec, Exit, Outcome, SIGNAL_GRACE};
 use crate::session::Session;
 use crate::sink::{Sink, Stream};
 use crate::target::Task;
@@ -30,8 +31,7 @@ pub struct AllOptions {
     pub parallel: Option<usize>,
     /// One task at a time, in slot order, stopping at the first failure.
     pub rolling: bool,
-    /// Per task.
-    pub timeout: Option<Duration>,
+    /// `run.timeout` is per task.
     pub run: RunOptions,
 }
 
@@ -163,10 +163,64 @@ impl<R: Reporter> TargetSink for GroupSink<'_, '_, R> {
     }
 }
 
+/// Tells a running [`run_all`] to stop: each command still running gets
+/// this signal (as `kill -SIG`); a task on another node gets SIGTERM when
+/// its helper's service is removed.
+pub type Stop = tokio::sync::watch::Receiver<Option<i32>>;
+
+/// Waits until `stop` carries a signal; never, if its sender is gone
+/// without one.
+async fn stopped(stop: &mut Stop) -> i32 {
+    match stop.wait_for(Option::is_some).await {
+        Ok(sig) => sig.unwrap_or(Signal::Terminate.number()),
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Runs one task's exec, `run`, which reads its controls from the channel
+/// `signal` feeds: when the per-task `limit` passes, the command gets
+/// SIGTERM, and on `stop` the user's signal; then it has [`SIGNAL_GRACE`]
+/// to end (the ending is then the timeout, or the interruption, anyway).
+async fn signalled(
+    limit: Option<Duration>,
+    mut stop: Stop,
+    signal: tokio::sync::mpsc::Sender<Control>,
+    run: impl std::future::Future<Output = crate::Result<Exit>>,
+) -> Ending {
+    tokio::pin!(run);
+    let over = async {
+        match limit {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    let (sig, ending) = tokio::select! {
+        r = &mut run => return ending_of(r),
+        _ = over => (Signal::Terminate.number(), Ending::TimedOut),
+        sig = stopped(&mut stop) => (sig, Ending::Failed("interrupted".into())),
+    };
+    let _ = tokio::time::timeout(SIGNAL_GRACE, async {
+        let _ = signal.send(Control::Signal(sig)).await;
+        let _ = (&mut run).await;
+    })
+    .await;
+    ending
+}
+
+fn ending_of(result: crate::Result<Exit>) -> Ending {
+    match result {
+        Ok(exit) => Ending::Exited(exit),
+        Err(Error::Timeout { .. }) => Ending::TimedOut,
+        Err(e) => Ending::Failed(e.to_string()),
+    }
+}
+
 /// Runs `spec` in every one of `tasks`. Every task gets exactly one
 /// `finished` call; the return value is each task's ending, in order.
 /// With `-i` (`spec.stdin`), `input` carries the user's stdin, and every
-/// task gets a copy.
+/// task gets a copy. Once `stop` carries a signal, the run ends as soon as
+/// the commands it reaches have (see [`Stop`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_all<R: Reporter>(
     engine: &Engine,
     session: &Session,
@@ -175,6 +229,7 @@ pub async fn run_all<R: Reporter>(
     opts: &AllOptions,
     reporter: &Mutex<R>,
     input: Option<Controls>,
+    stop: Stop,
 ) -> Vec<Ending> {
     let shared = Shared {
         reporter,
@@ -182,9 +237,9 @@ pub async fn run_all<R: Reporter>(
         endings: Mutex::new(vec![None; tasks.len()]),
     };
     if spec.stdin {
-        with_stdin(engine, session, spec, opts, &shared, input).await;
+        with_stdin(engine, session, spec, opts, &shared, input, stop).await;
     } else if opts.rolling {
-        rolling(engine, session, spec, opts, &shared).await;
+        rolling(engine, session, spec, opts, &shared, stop).await;
     } else {
         let local_ok = opts.run.transport != Transport::Helper;
         // Local group first, then one group per other node.
@@ -203,16 +258,16 @@ pub async fn run_all<R: Reporter>(
         let sizes: Vec<usize> = groups.iter().map(|(_, g)| g.len()).collect();
         let (caps, at_once) = shares(opts.parallel, &sizes);
         let shared = &shared;
-        let runs = groups
-            .iter()
-            .zip(caps)
-            .map(|((remote, group), cap)| async move {
+        let runs = groups.iter().zip(caps).map(|((remote, group), cap)| {
+            let stop = stop.clone();
+            async move {
                 if *remote {
-                    remote_group(engine, session, group, spec, opts, cap, shared).await
+                    remote_group(engine, session, group, spec, opts, cap, shared, stop).await
                 } else {
-                    local_group(engine, session, group, spec, opts, cap, shared).await
+                    local_group(engine, session, group, spec, opts, cap, shared, stop).await
                 }
-            });
+            }
+        });
         let _: Vec<()> = stream::iter(runs).buffer_unordered(at_once).collect().await;
     }
     let endings = shared
@@ -225,6 +280,7 @@ pub async fn run_all<R: Reporter>(
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn local_group<R: Reporter>(
     engine: &Engine,
     session: &Session,
@@ -233,13 +289,19 @@ async fn local_group<R: Reporter>(
     opts: &AllOptions,
     cap: usize,
     shared: &Shared<'_, R>,
+    stop: Stop,
 ) {
-    let runs = group.iter().map(|&i| async move {
-        let since = Instant::now();
-        let mut sink = TaskSink { shared, task: i };
-        let run = local::run(engine, session, &shared.tasks[i], spec, &mut sink, None);
-        let ending = timed(opts.timeout, run).await;
-        shared.finished(i, ending, since);
+    let runs = group.iter().map(|&i| {
+        let stop = stop.clone();
+        async move {
+            let since = Instant::now();
+            let mut sink = TaskSink { shared, task: i };
+            let (signal, mut controls) = tokio::sync::mpsc::channel(1);
+            let task = &shared.tasks[i];
+            let run = local::run(engine, session, task, spec, &mut sink, Some(&mut controls));
+            let ending = signalled(opts.run.timeout, stop, signal, run).await;
+            shared.finished(i, ending, since);
+        }
     });
     let _: Vec<()> = stream::iter(runs)
         .buffer_unordered(cap.max(1))
@@ -247,25 +309,7 @@ async fn local_group<R: Reporter>(
         .await;
 }
 
-/// Runs one exec under the per-task timeout.
-async fn timed(
-    limit: Option<Duration>,
-    run: impl std::future::Future<Output = crate::Result<Exit>>,
-) -> Ending {
-    let result = match limit {
-        Some(limit) => match tokio::time::timeout(limit, run).await {
-            Ok(r) => r,
-            Err(_) => return Ending::TimedOut,
-        },
-        None => run.await,
-    };
-    match result {
-        Ok(exit) => Ending::Exited(exit),
-        Err(Error::Timeout { .. }) => Ending::TimedOut,
-        Err(e) => Ending::Failed(e.to_string()),
-    }
-}
-
+#[allow(clippy::too_many_arguments)]
 async fn remote_group<R: Reporter>(
     engine: &Engine,
     session: &Session,
@@ -274,6 +318,7 @@ async fn remote_group<R: Reporter>(
     opts: &AllOptions,
     cap: usize,
     shared: &Shared<'_, R>,
+    mut stop: Stop,
 ) {
     let since = Instant::now();
     let tasks: Vec<&Task> = group.iter().map(|&i| &shared.tasks[i]).collect();
@@ -287,27 +332,34 @@ async fn remote_group<R: Reporter>(
         return fail_rest(format!("node {node} is down"));
     }
     let parallel = (cap < group.len()).then_some(cap);
-    let service =
-        match helper::start(engine, session, &tasks, spec, parallel, &opts.run.helper).await {
-            Ok(s) => s,
-            Err(e) => return fail_rest(e.to_string()),
+    let limit = opts.run.timeout;
+    let work = async {
+        let service = helper::start(
+            engine,
+            session,
+            &tasks,
+            spec,
+            parallel,
+            limit,
+            &opts.run.helper,
+        )
+        .await?;
+        let mut sink = GroupSink {
+            shared,
+            group,
+            since,
         };
-    let mut sink = GroupSink {
-        shared,
-        group,
-        since,
+        // The per-task timeout runs from each exec's start, inside `follow`
+        // (and inside the helper, which ends the command on its node).
+        helper::follow(engine, &service, &node, group.len(), limit, &mut sink).await
     };
-    // The per-task timeout runs from each exec's start, inside `follow`.
-    if let Err(e) = helper::follow(
-        engine,
-        &service,
-        &node,
-        group.len(),
-        opts.timeout,
-        &mut sink,
-    )
-    .await
-    {
+    // On `stop`, the helper's commands end when the caller's cleanup removes
+    // its service: nothing to wait for here.
+    let result = tokio::select! {
+        r = work => r.map(drop),
+        _ = stopped(&mut stop) => Err(Error::Interrupted { signal: Signal::Interrupt }),
+    };
+    if let Err(e) = result {
         // Tasks that already ended keep their ending; the rest failed.
         fail_rest(e.to_string());
     }
@@ -327,11 +379,13 @@ async fn with_stdin<R: Reporter>(
     opts: &AllOptions,
     shared: &Shared<'_, R>,
     input: Option<Controls>,
+    stop: Stop,
 ) {
     let n = shared.tasks.len();
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..n)
         .map(|_| tokio::sync::mpsc::channel::<Control>(STDIN_BACKLOG))
         .unzip();
+    let signals = senders.clone();
     let copy = async move {
         if let Some(mut input) = input {
             while let Some(ctl) = input.recv().await {
@@ -344,27 +398,51 @@ async fn with_stdin<R: Reporter>(
     };
     let runs = receivers
         .into_iter()
+        .zip(signals)
         .enumerate()
-        .map(|(i, mut rx)| async move {
-            let since = Instant::now();
-            let mut sink = TaskSink { shared, task: i };
-            let task = &shared.tasks[i];
-            let run = crate::run(
-                engine,
-                session,
-                task,
-                spec,
-                &opts.run,
-                &mut sink,
-                Some(&mut rx),
-            );
-            let ending = timed(opts.timeout, run).await;
-            shared.finished(i, ending, since);
+        .map(|(i, (mut rx, signal))| {
+            let stop = stop.clone();
+            async move {
+                let since = Instant::now();
+                let ending = one_task(
+                    engine, session, spec, opts, shared, i, &mut rx, signal, stop,
+                )
+                .await;
+                shared.finished(i, ending, since);
+            }
         });
     let all = stream::iter(runs)
         .buffer_unordered(opts.parallel.unwrap_or(n).max(1))
         .collect::<Vec<()>>();
     tokio::join!(copy, all);
+}
+
+/// Runs task `i` on whatever path [`crate::run`] picks for it, its controls
+/// from `controls`, which `signal` also feeds (see [`signalled`]).
+#[allow(clippy::too_many_arguments)]
+async fn one_task<R: Reporter>(
+    engine: &Engine,
+    session: &Session,
+    spec: &ExecSpec,
+    opts: &AllOptions,
+    shared: &Shared<'_, R>,
+    i: usize,
+    controls: &mut Controls,
+    signal: tokio::sync::mpsc::Sender<Control>,
+    stop: Stop,
+) -> Ending {
+    let mut sink = TaskSink { shared, task: i };
+    let task = &shared.tasks[i];
+    let run = crate::run(
+        engine,
+        session,
+        task,
+        spec,
+        &opts.run,
+        &mut sink,
+        Some(controls),
+    );
+    signalled(opts.run.timeout, stop, signal, run).await
 }
 
 async fn rolling<R: Reporter>(
@@ -373,18 +451,27 @@ async fn rolling<R: Reporter>(
     spec: &ExecSpec,
     opts: &AllOptions,
     shared: &Shared<'_, R>,
+    interrupt: Stop,
 ) {
     let mut stop = false;
-    for (i, task) in shared.tasks.iter().enumerate() {
+    for i in 0..shared.tasks.len() {
         if stop {
             shared.finished(i, Ending::Skipped, Instant::now());
             continue;
         }
         let since = Instant::now();
-        let mut sink = TaskSink { shared, task: i };
-        let ending = timed(
-            opts.timeout,
-            crate::run(engine, session, task, spec, &opts.run, &mut sink, None),
+        let (signal, mut controls) = tokio::sync::mpsc::channel(1);
+        let stop_now = interrupt.clone();
+        let ending = one_task(
+            engine,
+            session,
+            spec,
+            opts,
+            shared,
+            i,
+            &mut controls,
+            signal,
+            stop_now,
         )
         .await;
         // Each task's helper goes as soon as it is done.

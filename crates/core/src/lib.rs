@@ -36,6 +36,10 @@ pub struct RunOptions {
     pub helper: HelperOptions,
     /// How the relay reaches the helper; the default when `None`.
     pub relay_link: Option<transport::relay::Link>,
+    /// The command's time limit (`--timeout`; per task with `--all`). The
+    /// caller enforces it; a helper also ends the command itself (SIGTERM)
+    /// when it is reached, on its node, whatever becomes of the session.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Runs `spec` in `task`, on the transport the options and the task's node
@@ -48,7 +52,7 @@ pub async fn run(
     spec: &ExecSpec,
     opts: &RunOptions,
     sink: &mut impl Sink,
-    controls: Option<&mut exec::Controls>,
+    mut controls: Option<&mut exec::Controls>,
 ) -> Result<Exit> {
     let local = task.node_id == engine.node_id;
     let interactive = spec.stdin || spec.tty;
@@ -96,7 +100,7 @@ pub async fn run(
                 spec,
                 opts.relay_link,
                 sink,
-                controls,
+                controls.as_deref_mut(),
             )
             .await
             {
@@ -107,11 +111,37 @@ pub async fn run(
                         "the relay cannot be set up ({why}): falling back to the helper transport"
                     );
                     session.cleanup(engine).await?;
-                    transport::helper::run(engine, session, task, spec, &opts.helper, sink).await
+                    helper_run(engine, session, task, spec, opts, sink, controls).await
                 }
                 other => other,
             }
         }
-        _ => transport::helper::run(engine, session, task, spec, &opts.helper, sink).await,
+        _ => helper_run(engine, session, task, spec, opts, sink, controls).await,
+    }
+}
+
+/// The helper transport for one task. Its helper takes no controls: a
+/// signal ends the wait at once, and the caller's cleanup removes the
+/// helper's service, whose stop makes the helper end the command.
+async fn helper_run(
+    engine: &Engine,
+    session: &Session,
+    task: &Task,
+    spec: &ExecSpec,
+    opts: &RunOptions,
+    sink: &mut impl Sink,
+    mut controls: Option<&mut exec::Controls>,
+) -> Result<Exit> {
+    let run = transport::helper::run(engine, session, task, spec, opts, sink);
+    tokio::pin!(run);
+    loop {
+        tokio::select! {
+            r = &mut run => return r,
+            ctl = exec::next_control(&mut controls) => {
+                if let exec::Control::Signal(sig) = ctl {
+                    return Ok(Exit { code: 128 + i64::from(sig) });
+                }
+            }
+        }
     }
 }

@@ -3,12 +3,14 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::path::Path;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use swarm_exec_proto::line::Kind;
 
 use crate::http::{self, Conn, Response};
 use crate::json;
+use crate::kill;
 use crate::mux::{Demux, Stream};
 use crate::sink::Sink;
 
@@ -211,16 +213,22 @@ pub fn resize(socket: &Path, id: &str, rows: u16, cols: u16) -> Result<(), Strin
     Ok(())
 }
 
-/// The host PID of a running exec (from its inspect result).
-pub fn pid(socket: &Path, id: &str) -> Result<i64, String> {
+/// A running exec's host PID and its container's ID (from its inspect
+/// result).
+pub fn process(socket: &Path, id: &str) -> Result<(i64, String), String> {
     let resp = Conn::open(socket)?.request("GET", &exec_path(id, "/json"), None)?;
     if resp.status != 200 {
         return Err(engine_error(&resp));
     }
-    json::member(&resp.body, "Pid")
+    let pid = json::member(&resp.body, "Pid")
         .and_then(json::int)
         .filter(|&p| p > 0)
-        .ok_or_else(|| String::from("the exec has no process"))
+        .ok_or("the exec has no process")?;
+    let container = json::member(&resp.body, "ContainerID")
+        .and_then(json::string)
+        .filter(|c| !c.is_empty())
+        .ok_or("the exec has no container")?;
+    Ok((pid, container))
 }
 
 /// What `GET /exec/{id}/json` says about the exit code.
@@ -265,26 +273,37 @@ pub fn wait_exit_code(socket: &Path, id: &str) -> Result<i64, String> {
     Err("the engine still reports the exec as running after its output ended".into())
 }
 
+/// How [`run`] runs each exec, the same for every target.
+#[derive(Clone, Copy, Default)]
+pub struct RunOptions<'a> {
+    /// Only start it (exit code 0 once started), as `docker exec -d`.
+    pub detach: bool,
+    /// The exec's ID is in here while it runs (for SIGTERM to pass on).
+    pub running: Option<&'a std::sync::Mutex<Vec<String>>>,
+    /// Send the command SIGTERM once it has run this long.
+    pub timeout: Option<Duration>,
+    /// Labels the container that delivers that signal.
+    pub session: &'a str,
+}
+
 /// Runs the exec in `container` for `target`: create, start and stream,
 /// inspect. Returns the exit code; the caller writes the final frame.
-/// With `detach`, only starts it (exit code 0 once started). The exec's
-/// ID is in `running` while it runs.
 pub fn run<W: Write>(
     socket: &Path,
     container: &str,
     spec: &ExecSpec,
     target: u32,
     sink: &Sink<W>,
-    detach: bool,
-    running: &std::sync::Mutex<Vec<String>>,
+    opts: RunOptions,
 ) -> Result<i64, String> {
     let id = create(socket, container, spec)?;
-    if detach {
+    if opts.detach {
         start_detached(socket, &id)?;
         sink.ready(target);
         return Ok(0);
     }
     let track = |add: bool| {
+        let Some(running) = opts.running else { return };
         let mut r = running.lock().unwrap_or_else(|p| p.into_inner());
         if add {
             r.push(id.clone());
@@ -293,7 +312,24 @@ pub fn run<W: Write>(
         }
     };
     track(true);
-    let streamed = start(socket, &id, target, sink);
+    let streamed = std::thread::scope(|s| {
+        // The timeout's watchdog: it wakes when the exec ends (the sender
+        // is dropped) or when the time is up, whichever comes first.
+        let (ended, watch) = std::sync::mpsc::channel::<()>();
+        if let Some(limit) = opts.timeout {
+            let id = &id;
+            // Without a thread (none left), the CLI still reports the
+            // timeout; the command then ends with the session.
+            let _ = std::thread::Builder::new().spawn_scoped(s, move || {
+                if watch.recv_timeout(limit) == Err(RecvTimeoutError::Timeout) {
+                    let _ = kill::signal_exec(socket, id, libc::SIGTERM, opts.session);
+                }
+            });
+        }
+        let streamed = start(socket, &id, target, sink);
+        drop(ended);
+        streamed
+    });
     track(false);
     streamed?;
     wait_exit_code(socket, &id)
@@ -573,15 +609,7 @@ mod tests {
         };
         let sink = Sink::new(Vec::new());
         assert_eq!(
-            run(
-                &sock,
-                "web.1/x",
-                &spec,
-                5,
-                &sink,
-                false,
-                &Default::default()
-            ),
+            run(&sock, "web.1/x", &spec, 5, &sink, RunOptions::default()),
             Ok(42)
         );
         stop_engine(&sock);
@@ -634,23 +662,15 @@ mod tests {
         };
         let sink = Sink::new(Vec::new());
         assert_eq!(
-            run(&sock, "c", &spec, 0, &sink, false, &Default::default()),
+            run(&sock, "c", &spec, 0, &sink, RunOptions::default()),
             Ok(0)
         );
         assert_eq!(
-            run(
-                &sock,
-                "stopped",
-                &spec,
-                1,
-                &sink,
-                false,
-                &Default::default()
-            ),
+            run(&sock, "stopped", &spec, 1, &sink, RunOptions::default()),
             Err("Container abc is not running".into())
         );
         assert_eq!(
-            run(&sock, "other", &spec, 2, &sink, false, &Default::default()),
+            run(&sock, "other", &spec, 2, &sink, RunOptions::default()),
             Err("Docker engine answered HTTP 500: oops".into())
         );
         stop_engine(&sock);

@@ -211,7 +211,17 @@ pub fn push_path_segment(out: &mut String, s: &str) {
 }
 
 /// Builds the request bytes.
-pub fn build_request(method: &str, path: &str, body: Option<&[u8]>, upgrade: bool) -> Vec<u8> {
+/// The type of every request body but archives.
+pub const JSON: &str = "application/json";
+/// `PUT /containers/{id}/archive`.
+pub const TAR: &str = "application/x-tar";
+
+pub fn build_request(
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    upgrade: bool,
+) -> Vec<u8> {
     let mut r = String::with_capacity(256);
     r.push_str(method);
     r.push(' ');
@@ -219,8 +229,10 @@ pub fn build_request(method: &str, path: &str, body: Option<&[u8]>, upgrade: boo
     r.push_str(" HTTP/1.1\r\nHost: docker\r\nUser-Agent: swarm-exec-helper/");
     r.push_str(env!("CARGO_PKG_VERSION"));
     r.push_str("\r\n");
-    if let Some(b) = body {
-        r.push_str("Content-Type: application/json\r\nContent-Length: ");
+    if let Some((content_type, b)) = body {
+        r.push_str("Content-Type: ");
+        r.push_str(content_type);
+        r.push_str("\r\nContent-Length: ");
         r.push_str(&b.len().to_string());
         r.push_str("\r\n");
     }
@@ -231,7 +243,7 @@ pub fn build_request(method: &str, path: &str, body: Option<&[u8]>, upgrade: boo
     }
     r.push_str("\r\n");
     let mut bytes = r.into_bytes();
-    if let Some(b) = body {
+    if let Some((_, b)) = body {
         bytes.extend_from_slice(b);
     }
     bytes
@@ -319,12 +331,24 @@ impl Conn {
         }
     }
 
-    /// Sends a request and reads the whole response.
+    /// Sends a request (with a JSON body, if any) and reads the whole
+    /// response.
     pub fn request(
-        mut self,
+        self,
         method: &str,
         path: &str,
         body: Option<&[u8]>,
+    ) -> Result<Response, String> {
+        self.request_typed(method, path, body.map(|b| (JSON, b)))
+    }
+
+    /// Sends a request whose body is of the given content type, and reads
+    /// the whole response.
+    pub fn request_typed(
+        mut self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
     ) -> Result<Response, String> {
         self.send(&build_request(method, path, body, false))?;
         let (head, start) = self.read_head()?;
@@ -345,7 +369,7 @@ impl Conn {
         path: &str,
         body: &[u8],
     ) -> Result<(UnixStream, Vec<u8>, u16), Result<Response, String>> {
-        self.send(&build_request("POST", path, Some(body), true))
+        self.send(&build_request("POST", path, Some((JSON, body)), true))
             .map_err(Err)?;
         let (head, start) = self.read_head().map_err(Err)?;
         if head.status == 101 || head.status == 200 {
@@ -457,7 +481,7 @@ mod tests {
 
     #[test]
     fn builds_requests() {
-        let r = build_request("POST", "/exec/ab/start", Some(b"{}"), true);
+        let r = build_request("POST", "/exec/ab/start", Some((JSON, b"{}")), true);
         let text = String::from_utf8(r).unwrap();
         assert!(text.starts_with("POST /exec/ab/start HTTP/1.1\r\nHost: docker\r\n"));
         assert!(text.contains("\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"));

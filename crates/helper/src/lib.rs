@@ -36,6 +36,7 @@ pub mod mux;
 pub mod relay;
 pub mod serve;
 pub mod sink;
+pub mod tar;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -50,7 +51,8 @@ const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 const MAX_CONTAINERS: usize = 65_536;
 
 pub const USAGE: &str = "usage: swarm-exec-helper exec [--socket PATH] [--container ID]... \
-[--env K=V]... [--user U] [--workdir DIR] [--privileged] [--parallel N] -- CMD [ARG...]
+[--env K=V]... [--user U] [--workdir DIR] [--privileged] [--parallel N] [--timeout-ms N] \
+[--session ID] -- CMD [ARG...]
        swarm-exec-helper version
 ";
 
@@ -63,6 +65,8 @@ pub struct Config {
     pub spec: ExecSpec,
     /// `exec --detach`: start the commands and return, as `docker exec -d`.
     pub detach: bool,
+    /// `exec --timeout-ms`: each command gets SIGTERM after this long.
+    pub timeout: Option<std::time::Duration>,
     /// Labels the sibling containers that deliver signals.
     pub session: String,
     /// `serve` only.
@@ -126,6 +130,7 @@ pub fn parse_args(args: Vec<String>) -> Result<Command, String> {
         parallel: None,
         spec: ExecSpec::default(),
         detach: false,
+        timeout: None,
         session: String::new(),
         port: None,
         key_file: None,
@@ -166,6 +171,7 @@ pub fn parse_args(args: Vec<String>) -> Result<Command, String> {
                 | "--user"
                 | "--workdir"
                 | "--parallel"
+                | "--timeout-ms"
                 | "--session"
                 | "--port"
                 | "--key-file"
@@ -193,6 +199,15 @@ pub fn parse_args(args: Vec<String>) -> Result<Command, String> {
             "--session" => cfg.session = value,
             "--key-file" => cfg.key_file = Some(PathBuf::from(value)),
             "--network" => cfg.network = Some(value),
+            "--timeout-ms" => match value.parse::<u64>() {
+                Ok(n) if n > 0 => cfg.timeout = Some(std::time::Duration::from_millis(n)),
+                _ => {
+                    return Err(value_error(
+                        &name,
+                        "expects a positive number of milliseconds",
+                    ))
+                }
+            },
             "--port" => match value.parse::<u16>() {
                 Ok(n) if n > 0 => cfg.port = Some(n),
                 _ => return Err(value_error(&name, "expects a port number")),
@@ -248,14 +263,19 @@ pub fn run_all<W: Write + Send>(cfg: &Config, sink: &Sink<W>) -> Vec<Option<i64>
         }
         // `i < MAX_CONTAINERS`, so this never saturates.
         let target = u32::try_from(i).unwrap_or(u32::MAX);
+        let opts = exec::RunOptions {
+            detach: cfg.detach,
+            running: Some(&RUNNING),
+            timeout: cfg.timeout,
+            session: &cfg.session,
+        };
         let outcome = match exec::run(
             &cfg.socket,
             &cfg.containers[i],
             &cfg.spec,
             target,
             sink,
-            cfg.detach,
-            &RUNNING,
+            opts,
         ) {
             Ok(code) => {
                 sink.exit(target, code);

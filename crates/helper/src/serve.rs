@@ -19,6 +19,7 @@ use swarm_exec_channel::{Key, Opener, RecordReader, Sealer};
 use swarm_exec_proto::frame::{self, Kind};
 
 use crate::exec::{self, ExecSpec};
+use crate::http::{self, Conn};
 use crate::kill;
 use crate::mux::{Demux, Stream};
 use crate::sink::{Sink, EXIT_HELPER_FAILED};
@@ -176,7 +177,7 @@ fn serve<W: Write>(cfg: &ServeConfig, logs: &Sink<W>) -> Result<i32, String> {
 /// Where the relay can reach this helper: `IP:PORT` on the overlay
 /// network, or `:HOSTPORT` when the port is published on the node.
 fn own_address(cfg: &ServeConfig) -> Result<String, String> {
-    let body = kill::own_container_json(&cfg.socket)?;
+    let body = own_container_json(&cfg.socket)?;
     let settings = crate::json::member(&body, "NetworkSettings").ok_or("no NetworkSettings")?;
     let port = cfg.port.to_string();
     if let Some(net) = &cfg.network {
@@ -202,6 +203,22 @@ fn own_address(cfg: &ServeConfig) -> Result<String, String> {
         .filter(|p| !p.is_empty())
         .ok_or("the helper's port has no host port")?;
     Ok(String::from(":") + host_port)
+}
+
+/// `GET /containers/<this container>/json`: the helper's hostname is its
+/// container's short ID, as for every swarm task on a network of its own
+/// (this helper's is never the host's: it publishes a port).
+fn own_container_json(socket: &Path) -> Result<Vec<u8>, String> {
+    let hostname = std::fs::read_to_string("/etc/hostname")
+        .map_err(|e| String::from("reading /etc/hostname: ") + &e.to_string())?;
+    let mut path = String::from("/containers/");
+    http::push_path_segment(&mut path, hostname.trim());
+    path.push_str("/json");
+    let resp = Conn::open(socket)?.request("GET", &path, None)?;
+    if resp.status != 200 {
+        return Err(exec::engine_error(&resp));
+    }
+    Ok(resp.body)
 }
 
 /// Control frames read before the exec exists.

@@ -243,6 +243,29 @@ pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Whether a process whose command line is `cmd` runs in `task`'s
+/// container (`docker top` on the task's node).
+pub fn runs_in(task: &Task, cmd: &str) -> bool {
+    let top = lab()
+        .docker(&task.node, &["top", &task.container, "-o", "pid,args"])
+        .unwrap_or_else(|e| panic!("docker top on {}: {e:#}", task.node));
+    // `PID ARGS` lines after the heading.
+    top.lines()
+        .skip(1)
+        .filter_map(|l| l.trim().split_once(' '))
+        .any(|(_, args)| args.trim() == cmd)
+}
+
+/// Asserts that no process `cmd` is left in `task`'s container within
+/// `within`: what swarm-exec interrupted or timed out has really ended.
+pub fn assert_ended(task: &Task, cmd: &str, within: Duration) {
+    wait_for(
+        &format!("`{cmd}` to end in {} on {}", task.container, task.node),
+        within,
+        || !runs_in(task, cmd),
+    );
+}
+
 /// The services that carry the session label right now.
 pub fn session_services() -> Vec<String> {
     let out = lab()

@@ -262,18 +262,26 @@ pub fn service_spec(
 
 /// Creates the helper service for `tasks`, which all run on one node, and
 /// returns its service ID. The first task's image serves as the helper's
-/// image: it is on that node already.
+/// image: it is on that node already. With a `timeout`, the helper sends
+/// each command SIGTERM once it has run that long.
 pub async fn start(
     engine: &Engine,
     session: &Session,
     tasks: &[&Task],
     spec: &ExecSpec,
     parallel: Option<usize>,
+    timeout: Option<Duration>,
     opts: &HelperOptions,
 ) -> Result<String> {
     let first = tasks.first().expect("a helper serves at least one task");
     let containers: Vec<&str> = tasks.iter().map(|t| t.container_id.as_str()).collect();
-    let args = helper_args(&containers, spec, parallel);
+    let mut args = helper_args(&containers, spec, parallel);
+    // After `exec`: the session labels the containers that deliver signals.
+    let mut own = vec!["--session".to_owned(), session.id.clone()];
+    if let Some(limit) = timeout {
+        own.extend(["--timeout-ms".into(), limit.as_millis().max(1).to_string()]);
+    }
+    args.splice(1..1, own);
     let service = match &opts.helper_image {
         Some(img) => service_spec(session, &first.node_id, img, None, args),
         None => {
@@ -337,10 +345,19 @@ pub async fn run(
     session: &Session,
     task: &Task,
     spec: &ExecSpec,
-    opts: &HelperOptions,
+    opts: &crate::RunOptions,
     sink: &mut impl Sink,
 ) -> Result<Exit> {
-    let service = start(engine, session, &[task], spec, None, opts).await?;
+    let service = start(
+        engine,
+        session,
+        &[task],
+        spec,
+        None,
+        opts.timeout,
+        &opts.helper,
+    )
+    .await?;
     let mut outcomes = follow(engine, &service, &task.node, 1, None, &mut Single(sink)).await?;
     match outcomes.remove(0) {
         Outcome::Exited(exit) => Ok(exit),

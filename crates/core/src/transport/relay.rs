@@ -43,7 +43,7 @@ use tokio::time::Instant;
 
 use crate::engine::Engine;
 use crate::error::{docker_message, docker_status, Error, Result, Signal};
-use crate::exec::{next_control, Control, Controls, ExecSpec, Exit};
+use crate::exec::{next_control, Control, Controls, ExecSpec, Exit, SIGNAL_GRACE};
 use crate::session::{Session, SHARED_LABEL};
 use crate::sink::{Sink, Stream};
 use crate::target::Task;
@@ -57,8 +57,6 @@ pub const PORT: u16 = 7070;
 const KEY_FILE: &str = "/run/secrets/swarm-exec-key";
 /// How long the helper may stay silent (it sends a heartbeat every 2 s).
 const SILENCE_LIMIT: Duration = Duration::from_secs(15);
-/// How long a signalled command may take to end before the session ends anyway.
-const SIGNAL_GRACE: Duration = Duration::from_secs(3);
 
 /// How the CLI's end of the session reaches the helper. Without a choice
 /// (`None` wherever a `Link` is optional), the helper publishes a host-mode
