@@ -214,11 +214,15 @@ pub fn resize(socket: &Path, id: &str, rows: u16, cols: u16) -> Result<(), Strin
 }
 
 /// A running exec's host PID and its container's ID (from its inspect
-/// result).
+/// result). An exec that has ended is an error: the engine keeps reporting
+/// its old PID, which may by now be another process's.
 pub fn process(socket: &Path, id: &str) -> Result<(i64, String), String> {
     let resp = Conn::open(socket)?.request("GET", &exec_path(id, "/json"), None)?;
     if resp.status != 200 {
         return Err(engine_error(&resp));
+    }
+    if json::member(&resp.body, "Running") != Some(&b"true"[..]) {
+        return Err("the exec has ended".into());
     }
     let pid = json::member(&resp.body, "Pid")
         .and_then(json::int)
