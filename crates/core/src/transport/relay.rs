@@ -244,12 +244,13 @@ pub async fn signal_local(
     signal: i32,
 ) -> Result<()> {
     let docker = &engine.docker;
-    let pid = docker
+    let exec = docker
         .inspect_exec(exec_id)
         .await
-        .map_err(|e| Error::docker("inspecting the exec", e))?
-        .pid
-        .filter(|&p| p > 0);
+        .map_err(|e| Error::docker("inspecting the exec", e))?;
+    // An ended exec keeps its old PID in the inspect result, and that PID
+    // may be another process's by now.
+    let pid = exec.pid.filter(|&p| p > 0 && exec.running == Some(true));
     let Some(pid) = pid else {
         return Ok(()); // It has already ended.
     };
