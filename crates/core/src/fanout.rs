@@ -355,13 +355,12 @@ async fn remote_group<R: Reporter>(
     };
     // On `stop`, the helper's commands end when the caller's cleanup removes
     // its service: nothing to wait for here.
-    let result = tokio::select! {
-        r = work => r.map(drop),
-        _ = stopped(&mut stop) => Err(Error::Interrupted { signal: Signal::Interrupt }),
-    };
-    if let Err(e) = result {
-        // Tasks that already ended keep their ending; the rest failed.
-        fail_rest(e.to_string());
+    // Tasks that already ended keep their ending; the rest failed.
+    tokio::select! {
+        r = work => if let Err(e) = r {
+            fail_rest(e.to_string());
+        },
+        _ = stopped(&mut stop) => fail_rest("interrupted".into()),
     }
 }
 

@@ -213,6 +213,18 @@ pub fn resize(socket: &Path, id: &str, rows: u16, cols: u16) -> Result<(), Strin
     Ok(())
 }
 
+/// `GET /containers/{id}/json`: the container's inspect result.
+pub fn container_json(socket: &Path, id: &str) -> Result<Vec<u8>, String> {
+    let mut path = String::from("/containers/");
+    http::push_path_segment(&mut path, id);
+    path.push_str("/json");
+    let resp = Conn::open(socket)?.request("GET", &path, None)?;
+    if resp.status != 200 {
+        return Err(engine_error(&resp));
+    }
+    Ok(resp.body)
+}
+
 /// A running exec's host PID and its container's ID (from its inspect
 /// result). An exec that has ended is an error: the engine keeps reporting
 /// its old PID, which may by now be another process's.

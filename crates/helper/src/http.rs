@@ -210,12 +210,12 @@ pub fn push_path_segment(out: &mut String, s: &str) {
     }
 }
 
-/// Builds the request bytes.
 /// The type of every request body but archives.
 pub const JSON: &str = "application/json";
 /// `PUT /containers/{id}/archive`.
 pub const TAR: &str = "application/x-tar";
 
+/// Builds the request bytes; `body` is its content type and bytes.
 pub fn build_request(
     method: &str,
     path: &str,

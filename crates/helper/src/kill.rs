@@ -44,14 +44,8 @@ pub fn kill_command(signal: &str, pid: &str) -> i32 {
 /// image would do, since the binary it runs is put in by the helper; the
 /// target's is on the node for as long as the target exists.
 fn image_of(socket: &Path, container: &str) -> Result<String, String> {
-    let mut path = String::from("/containers/");
-    http::push_path_segment(&mut path, container);
-    path.push_str("/json");
-    let resp = Conn::open(socket)?.request("GET", &path, None)?;
-    if resp.status != 200 {
-        return Err(exec::engine_error(&resp));
-    }
-    json::member(&resp.body, "Image")
+    let body = exec::container_json(socket, container)?;
+    json::member(&body, "Image")
         .and_then(json::string)
         .filter(|i| !i.is_empty())
         .ok_or_else(|| String::from("the target container has no Image"))

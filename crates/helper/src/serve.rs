@@ -19,7 +19,6 @@ use swarm_exec_channel::{Key, Opener, RecordReader, Sealer};
 use swarm_exec_proto::frame::{self, Kind};
 
 use crate::exec::{self, ExecSpec};
-use crate::http::{self, Conn};
 use crate::kill;
 use crate::mux::{Demux, Stream};
 use crate::sink::{Sink, EXIT_HELPER_FAILED};
@@ -211,14 +210,7 @@ fn own_address(cfg: &ServeConfig) -> Result<String, String> {
 fn own_container_json(socket: &Path) -> Result<Vec<u8>, String> {
     let hostname = std::fs::read_to_string("/etc/hostname")
         .map_err(|e| String::from("reading /etc/hostname: ") + &e.to_string())?;
-    let mut path = String::from("/containers/");
-    http::push_path_segment(&mut path, hostname.trim());
-    path.push_str("/json");
-    let resp = Conn::open(socket)?.request("GET", &path, None)?;
-    if resp.status != 200 {
-        return Err(exec::engine_error(&resp));
-    }
-    Ok(resp.body)
+    exec::container_json(socket, hostname.trim())
 }
 
 /// Control frames read before the exec exists.

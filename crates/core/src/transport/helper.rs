@@ -146,9 +146,21 @@ pub struct HelperOptions {
 }
 
 /// The helper's command line for one or more containers on its node, run
-/// at most `parallel` at a time (all at once when `None`).
-pub fn helper_args(containers: &[&str], spec: &ExecSpec, parallel: Option<usize>) -> Vec<String> {
-    let mut args = vec!["exec".to_owned()];
+/// at most `parallel` at a time (all at once when `None`), each sent
+/// SIGTERM once it has run `timeout`. The session labels the containers
+/// that deliver signals.
+pub fn helper_args(
+    session: &Session,
+    containers: &[&str],
+    spec: &ExecSpec,
+    parallel: Option<usize>,
+    timeout: Option<Duration>,
+) -> Vec<String> {
+    let mut args = vec!["exec".to_owned(), "--session".into(), session.id.clone()];
+    if let Some(limit) = timeout {
+        args.push("--timeout-ms".into());
+        args.push(limit.as_millis().max(1).to_string());
+    }
     if let Some(n) = parallel {
         args.push("--parallel".into());
         args.push(n.to_string());
@@ -275,13 +287,7 @@ pub async fn start(
 ) -> Result<String> {
     let first = tasks.first().expect("a helper serves at least one task");
     let containers: Vec<&str> = tasks.iter().map(|t| t.container_id.as_str()).collect();
-    let mut args = helper_args(&containers, spec, parallel);
-    // After `exec`: the session labels the containers that deliver signals.
-    let mut own = vec!["--session".to_owned(), session.id.clone()];
-    if let Some(limit) = timeout {
-        own.extend(["--timeout-ms".into(), limit.as_millis().max(1).to_string()]);
-    }
-    args.splice(1..1, own);
+    let args = helper_args(session, &containers, spec, parallel, timeout);
     let service = match &opts.helper_image {
         Some(img) => service_spec(session, &first.node_id, img, None, args),
         None => {

@@ -358,12 +358,7 @@ async fn prepare(
     );
 
     let mut args = vec!["serve".to_owned(), "--port".into(), PORT.to_string()];
-    args.extend([
-        "--key-file".into(),
-        KEY_FILE.into(),
-        "--session".into(),
-        session.id.clone(),
-    ]);
+    args.extend(["--key-file".into(), KEY_FILE.into()]);
     if network.is_some() {
         args.extend(["--network".into(), NETWORK.into()]);
     }
@@ -373,9 +368,10 @@ async fn prepare(
     if spec.tty {
         args.push("--tty".into());
     }
-    // The rest is `exec`'s own command line: container, env, user, … CMD.
+    // The rest is `exec`'s own command line: session, container, env, user,
+    // … CMD. The relay signals in-band, so the helper gets no time limit.
     args.extend(
-        helper::helper_args(&[&task.container_id], spec, None)
+        helper::helper_args(session, &[&task.container_id], spec, None, None)
             .into_iter()
             .skip(1),
     );
